@@ -1,0 +1,70 @@
+"""engagequeue: schedule, edit, send and audit engagement posts into WhatsApp groups.
+
+Posts leave on time, exactly once under normal operation, in order within a group, and
+every change is recorded. ``import engagequeue`` needs only the core dependencies;
+PostgreSQL, FastAPI and OpenAI support load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._abc import MessageTransport, ScheduleItem, SendReceipt, SessionStatus, TaskStore
+from ._context import current_task
+from ._errors import (
+    CompositionError,
+    EngageQueueError,
+    PermanentTransportError,
+    SessionDisconnectedError,
+    SessionNotFound,
+    TaskConflict,
+    TaskNotFound,
+    TransientTransportError,
+    TransportError,
+    ValidationError,
+)
+from ._models import GroupProfile, MediaType, Page, Payload, ProductLink, Task, TaskEvent, TaskStatus
+from ._store_sqlite import SQLiteTaskStore
+
+if TYPE_CHECKING:
+    from ._store_postgres import PostgresTaskStore
+
+__all__ = [
+    "CompositionError",
+    "EngageQueueError",
+    "GroupProfile",
+    "MediaType",
+    "MessageTransport",
+    "Page",
+    "Payload",
+    "PermanentTransportError",
+    "PostgresTaskStore",
+    "ProductLink",
+    "SQLiteTaskStore",
+    "ScheduleItem",
+    "SendReceipt",
+    "SessionDisconnectedError",
+    "SessionNotFound",
+    "SessionStatus",
+    "Task",
+    "TaskConflict",
+    "TaskEvent",
+    "TaskNotFound",
+    "TaskStatus",
+    "TaskStore",
+    "TransientTransportError",
+    "TransportError",
+    "ValidationError",
+    "current_task",
+]
+
+__version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - module attribute hook
+    """Load the optional backends on first use, so ``import engagequeue`` stays light."""
+    if name == "PostgresTaskStore":
+        from ._store_postgres import PostgresTaskStore  # noqa: PLC0415 - lazy on purpose
+
+        return PostgresTaskStore
+    raise AttributeError(f"module 'engagequeue' has no attribute {name!r}")

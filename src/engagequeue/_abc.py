@@ -1,0 +1,188 @@
+"""The contract between engagequeue's parts: what every store and transport guarantees.
+
+``TaskStore`` and ``MessageTransport`` are ``typing.Protocol``s. The scheduler, the HTTP
+adapter and the tests rely on exactly the text below; an implementation of your own
+(see docs/extending.md) must keep every promise made here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol, Self, runtime_checkable
+
+import attrs
+
+from ._models import Page, Payload, Task, TaskEvent, TaskStatus
+
+__all__ = ["MessageTransport", "ScheduleItem", "SendReceipt", "SessionStatus", "TaskStore"]
+
+ScheduleItem = tuple[str, str, Payload, "datetime | str"]
+"""``(session_id, group_id, payload, scheduled_at)`` for ``TaskStore.schedule_many``."""
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """Durable, transactional storage of scheduled posts.
+
+    Guarantees every implementation keeps:
+
+    - Instants are taken as aware datetimes or ISO 8601 strings with an offset (naive or
+      offset-less input raises ``ValidationError``) and returned as aware UTC datetimes.
+    - Bad input raises ``ValidationError`` and writes nothing. Each method is atomic:
+      its state change and the ``TaskEvent`` rows recording it commit together or not at all.
+    - A task is *due* when ``scheduled_at <= now``.
+    - ``claim_due`` moves due ``pending`` tasks of *connected* sessions to ``processing``
+      in one transaction: oldest ``scheduled_at`` first (then id); only the oldest pending
+      task of a (session, group) can be claimed, and never while another task of that
+      (session, group) is processing, so a group's posts leave one at a time, in order;
+      no task is ever handed to two callers, whatever the number of processes.
+    - ``edit`` and ``cancel`` apply to ``pending`` tasks only and are a single conditional
+      update, so a racing claim and edit cannot both win; otherwise ``TaskConflict`` with
+      the current status. ``complete`` and ``fail`` apply to ``processing`` tasks only.
+    - Unknown task ids raise ``TaskNotFound``; unknown sessions ``SessionNotFound``.
+    - ``attempts`` counts finished send attempts: ``complete``, ``fail`` and an ended lease
+      add one; a claim or a release (disconnect, stop) does not.
+    - ``schedule``, ``edit`` and ``session_connected`` call every wake-up callback added
+      with ``add_wakeup`` after they commit.
+    """
+
+    async def open(self) -> None:
+        """Open the store, creating or migrating its schema."""
+
+    async def close(self) -> None:
+        """Release the store's connections. Idempotent."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    def add_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the event loop) after each schedule, edit or reconnect."""
+
+    def remove_wakeup(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback``; no error if it was not added."""
+
+    async def add_session(self, session_id: str) -> None:
+        """Register a session; idempotent. A new session starts connected."""
+
+    async def session_connected(self, session_id: str) -> None:
+        """Mark the session connected, so its due tasks can be claimed again."""
+
+    async def session_disconnected(self, session_id: str) -> int:
+        """Mark the session disconnected and return its processing tasks to pending.
+
+        Returns how many tasks were released; their ``attempts`` are unchanged.
+        """
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete the session and, by cascade, its tasks and their events."""
+
+    async def schedule(
+        self,
+        session_id: str,
+        group_id: str,
+        payload: Payload,
+        scheduled_at: datetime | str,
+        *,
+        max_attempts: int = 3,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Task:
+        """Add a pending task; ``detail`` is merged into its ``created`` event."""
+
+    async def schedule_many(
+        self, items: Iterable[ScheduleItem], *, max_attempts: int = 3
+    ) -> list[Task]:
+        """Add many pending tasks in one transaction; all are validated before any is written."""
+
+    async def get(self, task_id: str) -> Task:
+        """Return the task."""
+
+    async def edit(
+        self,
+        task_id: str,
+        *,
+        payload: Payload | None = None,
+        scheduled_at: datetime | str | None = None,
+    ) -> Task:
+        """Change a pending task's payload and/or time (at least one)."""
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a pending task."""
+
+    async def claim_due(
+        self,
+        *,
+        now: datetime | str | None = None,
+        limit: int = 1,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> list[Task]:
+        """Atomically move up to ``limit`` due tasks to processing, with a lease."""
+
+    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
+        """Mark a processing task completed."""
+
+    async def fail(
+        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+    ) -> Task:
+        """Record a failed attempt: pending again at ``retry_at`` while attempts remain, else failed."""
+
+    async def release(self, task_id: str, reason: str) -> Task:
+        """Return a processing task to pending without counting an attempt."""
+
+    async def recover_expired(self, *, now: datetime | str | None = None) -> int:
+        """Return processing tasks whose lease ended to pending (or failed); return how many."""
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``scheduled_at`` among pending tasks of connected sessions, if any."""
+
+    async def history(
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """Tasks of a group with ``start <= scheduled_at < end``, by ``scheduled_at`` then id."""
+
+    async def events(self, task_id: str) -> list[TaskEvent]:
+        """The task's audit trail, oldest first."""
+
+
+@attrs.frozen
+class SendReceipt:
+    """What a transport returns for an accepted send: at least the gateway's message id."""
+
+    message_id: str
+    raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+
+
+class SessionStatus(str, enum.Enum):
+    """A WhatsApp session's state as a gateway reports it."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@runtime_checkable
+class MessageTransport(Protocol):
+    """Sends one post to one WhatsApp group.
+
+    ``send`` returns a ``SendReceipt`` once the gateway accepted the message, or raises:
+    ``TransientTransportError`` (try again later), ``PermanentTransportError`` (retrying
+    will not help) or ``SessionDisconnectedError`` (the session dropped; the post waits for
+    the session to reconnect). Any other exception counts as a failed attempt.
+    """
+
+    async def send(self, session_id: str, group_id: str, payload: Payload) -> SendReceipt:
+        """Send ``payload`` to ``group_id`` through the WhatsApp session ``session_id``."""

@@ -1,0 +1,96 @@
+"""The errors engagequeue raises on purpose: one root, split by cause and by who is at fault."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import TaskStatus
+
+__all__ = [
+    "CompositionError",
+    "EngageQueueError",
+    "PermanentTransportError",
+    "SessionDisconnectedError",
+    "SessionNotFound",
+    "TaskConflict",
+    "TaskNotFound",
+    "TransientTransportError",
+    "TransportError",
+    "ValidationError",
+]
+
+
+class EngageQueueError(Exception):
+    """Base of every error the package raises on purpose."""
+
+
+class ValidationError(EngageQueueError, ValueError):
+    """Bad input: nothing was written.
+
+    ``field`` names the offending input where there is one (``"payload.media_url"``,
+    ``"scheduled_at"``, ``"limit"``...), so adapters can point at it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TaskNotFound(EngageQueueError, LookupError):  # noqa: N818 - contract name
+    """No task has this id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with id {task_id!r}")
+        self.task_id = task_id
+
+
+class SessionNotFound(EngageQueueError, LookupError):  # noqa: N818 - contract name
+    """No session has this id; add it with ``add_session`` first."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"no session with id {session_id!r}; add it with add_session() first")
+        self.session_id = session_id
+
+
+class TaskConflict(EngageQueueError):  # noqa: N818 - contract name
+    """The task is not in a state that allows the operation.
+
+    ``status`` holds the task's current status, ``operation`` what was refused.
+    """
+
+    def __init__(self, task_id: str, status: TaskStatus, operation: str, allowed: str) -> None:
+        super().__init__(
+            f"cannot {operation} task {task_id!r}: it is {status.value}, "
+            f"and {operation} needs a {allowed} task"
+        )
+        self.task_id = task_id
+        self.status = status
+        self.operation = operation
+
+
+class TransportError(EngageQueueError):
+    """A message transport could not send a post."""
+
+
+class TransientTransportError(TransportError):
+    """A passing failure (rate limit, 5xx, timeout): retry later."""
+
+
+class PermanentTransportError(TransportError):
+    """A failure that retrying will not fix (bad key, unknown chat): fail now."""
+
+
+class SessionDisconnectedError(TransportError):
+    """The WhatsApp session dropped: the post waits for it to reconnect."""
+
+
+class CompositionError(EngageQueueError):
+    """The model could not write a post that follows the rules within its attempts.
+
+    ``violations`` lists what the last answer broke.
+    """
+
+    def __init__(self, message: str, violations: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.violations = violations

@@ -1,0 +1,333 @@
+"""What every store shares: argument checks, ids, event logging and wake-up callbacks.
+
+Pure functions and a small mixin; no database code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+import attrs
+
+from ._errors import ValidationError
+from ._models import Payload, Task, TaskStatus, check_identifier
+from ._times import isoformat, parse_instant, utcnow
+
+__all__ = [
+    "Clock",
+    "HistoryQuery",
+    "NewTask",
+    "WakeupMixin",
+    "check_durability",
+    "check_on_expired",
+    "log_event",
+    "new_task_id",
+    "prepare_claim",
+    "prepare_history",
+    "prepare_task",
+]
+
+logger: Final = logging.getLogger("engagequeue")
+
+Clock = Callable[[], datetime]
+Durability = Literal["normal", "full"]
+OnExpired = Literal["retry", "fail"]
+MAX_HISTORY_LIMIT: Final = 500
+MAX_CLAIM_LIMIT: Final = 10_000
+MAX_ERROR_LENGTH: Final = 4_000
+
+
+def new_task_id() -> str:
+    """Return a fresh opaque task id: 13 hex digits of time, then 16 random ones.
+
+    Time first keeps new rows at the end of the primary-key index.
+    """
+    return f"{time.time_ns() // 1000:013x}{os.urandom(8).hex()}"
+
+
+def check_durability(value: object) -> Durability:
+    """Validate the ``durability`` store option."""
+    if value not in ("normal", "full"):
+        raise ValidationError(
+            f"durability must be 'normal' or 'full', got {value!r}", field="durability"
+        )
+    return value  # type: ignore[return-value]
+
+
+def check_on_expired(value: object) -> OnExpired:
+    """Validate the ``on_expired`` store option."""
+    if value not in ("retry", "fail"):
+        raise ValidationError(
+            f"on_expired must be 'retry' or 'fail', got {value!r}", field="on_expired"
+        )
+    return value  # type: ignore[return-value]
+
+
+def check_max_attempts(value: object) -> int:
+    """Validate ``max_attempts``: an int from 1 to 100."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:  # noqa: PLR2004
+        raise ValidationError(
+            f"max_attempts must be an integer from 1 to 100, got {value!r}", field="max_attempts"
+        )
+    return value
+
+
+def check_payload(value: object, field: str = "payload") -> Payload:
+    """Return ``value`` if it is a ``Payload``."""
+    if not isinstance(value, Payload):
+        raise ValidationError(
+            f"{field} must be a Payload (Payload.text(...), Payload.image(...)...), "
+            f"not {type(value).__name__}",
+            field=field,
+        )
+    return value
+
+
+def check_error(value: object) -> str:
+    """Validate a failure reason; long ones are cut to 4,000 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("error must be a non-blank string", field="error")
+    return value[:MAX_ERROR_LENGTH]
+
+
+def now_or(value: datetime | str | None, clock: Clock) -> datetime:
+    """Return ``value`` as a UTC instant, or the clock's time when it is ``None``."""
+    return parse_instant(clock() if value is None else value, "now")
+
+
+@attrs.frozen
+class NewTask:
+    """A validated task about to be inserted."""
+
+    id: str
+    session_id: str
+    group_id: str
+    payload: Payload
+    scheduled_at: datetime
+    max_attempts: int
+
+
+def prepare_task(
+    session_id: object,
+    group_id: object,
+    payload: object,
+    scheduled_at: object,
+    max_attempts: object,
+    prefix: str = "",
+) -> NewTask:
+    """Validate one task's arguments; field names are prefixed for batch errors."""
+    try:
+        return NewTask(
+            id=new_task_id(),
+            session_id=check_identifier(session_id, "session_id"),
+            group_id=check_identifier(group_id, "group_id"),
+            payload=check_payload(payload),
+            scheduled_at=parse_instant(scheduled_at, "scheduled_at"),
+            max_attempts=check_max_attempts(max_attempts),
+        )
+    except ValidationError as exc:
+        if not prefix:
+            raise
+        field = f"{prefix}.{exc.field}" if exc.field else prefix
+        raise ValidationError(f"{prefix}: {exc}", field=field) from exc
+
+
+def prepare_many(items: Iterable[object], max_attempts: object) -> list[NewTask]:
+    """Validate every item of a ``schedule_many`` call before anything is written."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise ValidationError("items must be an iterable of tuples", field="items")
+    prepared: list[NewTask] = []
+    for index, item in enumerate(items):
+        prefix = f"items[{index}]"
+        if not isinstance(item, tuple | list) or len(item) != 4:  # noqa: PLR2004
+            raise ValidationError(
+                f"{prefix} must be (session_id, group_id, payload, scheduled_at)", field=prefix
+            )
+        prepared.append(prepare_task(*item, max_attempts, prefix=prefix))
+    return prepared
+
+
+def prepare_claim(limit: object, lease: object, worker_id: object) -> tuple[int, timedelta, str | None]:
+    """Validate ``claim_due``'s options."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_LIMIT:
+        raise ValidationError(
+            f"limit must be an integer from 1 to {MAX_CLAIM_LIMIT}, got {limit!r}", field="limit"
+        )
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValidationError(f"lease must be a positive timedelta, got {lease!r}", field="lease")
+    if worker_id is not None and not isinstance(worker_id, str):
+        raise ValidationError("worker_id must be a string or None", field="worker_id")
+    return limit, lease, worker_id
+
+
+@attrs.frozen
+class HistoryQuery:
+    """A validated ``history`` query."""
+
+    session_id: str
+    group_id: str
+    start: datetime | None
+    end: datetime | None
+    statuses: tuple[TaskStatus, ...] | None
+    limit: int
+    offset: int
+
+
+def _status(value: object) -> TaskStatus:
+    try:
+        return TaskStatus(value.strip().lower() if isinstance(value, str) else value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in TaskStatus)
+        raise ValidationError(
+            f"status must be one of {allowed}; got {value!r}", field="status"
+        ) from None
+
+
+def parse_statuses(
+    status: TaskStatus | str | Collection[TaskStatus | str] | None,
+) -> tuple[TaskStatus, ...] | None:
+    """Normalise a status filter: one status, a collection of them, or ``None`` for all."""
+    if status is None:
+        return None
+    if isinstance(status, str):
+        return (_status(status),)
+    if not isinstance(status, Iterable):
+        return (_status(status),)
+    statuses = tuple(dict.fromkeys(_status(s) for s in status))
+    if not statuses:
+        raise ValidationError("status must name at least one status", field="status")
+    return statuses
+
+
+def prepare_history(
+    session_id: object,
+    group_id: object,
+    start: object,
+    end: object,
+    status: Any,
+    limit: object,
+    offset: object,
+) -> HistoryQuery:
+    """Validate ``history``'s arguments."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
+        raise ValidationError(
+            f"limit must be an integer from 1 to {MAX_HISTORY_LIMIT}, got {limit!r}", field="limit"
+        )
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValidationError(f"offset must be an integer >= 0, got {offset!r}", field="offset")
+    start_at = None if start is None else parse_instant(start, "start")
+    end_at = None if end is None else parse_instant(end, "end")
+    if start_at is not None and end_at is not None and end_at < start_at:
+        raise ValidationError("end must not be before start", field="end")
+    return HistoryQuery(
+        session_id=check_identifier(session_id, "session_id"),
+        group_id=check_identifier(group_id, "group_id"),
+        start=start_at,
+        end=end_at,
+        statuses=parse_statuses(status),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def log_event(
+    kind: str, task_id: str, session_id: str, group_id: str, status: str, detail: Mapping[str, Any]
+) -> None:
+    """Log a task event through the ``engagequeue`` logger, with its ids as ``extra``."""
+    level = logging.WARNING if kind in {"failed", "expired"} else logging.INFO
+    if not logger.isEnabledFor(level):
+        return
+    logger.log(
+        level,
+        "task %s %s (session=%s group=%s status=%s)%s",
+        task_id,
+        kind,
+        session_id,
+        group_id,
+        status,
+        f" {dict(detail)}" if detail else "",
+        extra={
+            "task_id": task_id,
+            "session_id": session_id,
+            "group_id": group_id,
+            "status": status,
+            "event": kind,
+        },
+    )
+
+
+class WakeupMixin:
+    """Wake-up callbacks: a store calls them after a schedule, an edit or a reconnect."""
+
+    _wakeups: list[Callable[[], None]]
+
+    def add_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each schedule, edit or session reconnect made through this store."""
+        self._wakeups.append(callback)
+
+    def remove_wakeup(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback``; no error if it was never added."""
+        try:
+            self._wakeups.remove(callback)
+        except ValueError:
+            pass
+
+    def _wake(self) -> None:
+        for callback in tuple(self._wakeups):
+            try:
+                callback()
+            except Exception:
+                logger.exception("engagequeue wake-up callback failed")
+
+
+def default_clock() -> datetime:
+    """The stores' default clock: the system's UTC time."""
+    return utcnow()
+
+
+def unchecked(cls: type[Any], **values: Any) -> Any:  # noqa: ANN401 - builds any attrs class
+    """Build a frozen attrs instance from trusted values (rows the store wrote), skipping checks.
+
+    Every value was validated when it was written; re-validating each row on read would
+    double the cost of a claim.
+    """
+    instance = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(instance, name, value)
+    return instance
+
+
+def to_micros_delta(delta: timedelta) -> int:
+    """Return a ``timedelta`` in whole microseconds."""
+    return delta // timedelta(microseconds=1)
+
+
+def message_detail(message_id: str | None) -> dict[str, Any]:
+    """The detail of a ``completed`` event."""
+    return {} if message_id is None else {"message_id": message_id}
+
+
+def fail_event(task: Task, reason: str) -> tuple[str, dict[str, Any]]:
+    """The event kind and detail that record a ``fail``: ``retried`` or ``failed``."""
+    if task.status is TaskStatus.PENDING:
+        return "retried", {"error": reason, "retry_at": isoformat(task.scheduled_at)}
+    return "failed", {"error": reason}
+
+
+def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate the extra detail of a ``created`` event: a JSON-serialisable mapping."""
+    if detail is None:
+        return {}
+    if not isinstance(detail, Mapping):
+        raise ValidationError("detail must be a mapping", field="detail")
+    try:
+        json.dumps(dict(detail))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"detail must be JSON-serialisable: {exc}", field="detail") from exc
+    return dict(detail)

@@ -1,0 +1,885 @@
+"""``SQLiteTaskStore``: the embedded default store, one SQLite file, many processes.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction holding the state change and its
+``TaskEvent`` rows. Instants are integer microseconds since the epoch, so ``<=`` and
+``ORDER BY`` are exact. All sqlite3 work runs on one worker thread per store, off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from os import PathLike
+from types import MappingProxyType
+from typing import Any, Final, Self, TypeVar
+
+from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
+from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
+from ._state import TRANSITIONS
+from ._store_common import (
+    Clock,
+    WakeupMixin,
+    check_detail,
+    check_durability,
+    check_error,
+    check_on_expired,
+    check_payload,
+    default_clock,
+    fail_event,
+    log_event,
+    message_detail,
+    now_or,
+    prepare_claim,
+    prepare_history,
+    prepare_many,
+    prepare_task,
+    to_micros_delta,
+    unchecked,
+)
+from ._times import from_micros, isoformat, parse_instant, to_micros
+
+__all__ = ["SQLiteTaskStore"]
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION: Final = 1
+
+# Each entry migrates from version N to N + 1 (index 0: from an empty file to version 1).
+_MIGRATIONS: Final[Sequence[str]] = (
+    """
+    CREATE TABLE eq_sessions (
+        id          TEXT PRIMARY KEY,
+        connected   INTEGER NOT NULL DEFAULT 1 CHECK (connected IN (0, 1)),
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE eq_tasks (
+        seq              INTEGER PRIMARY KEY,
+        id               TEXT NOT NULL UNIQUE,
+        session_id       TEXT NOT NULL REFERENCES eq_sessions (id) ON DELETE CASCADE,
+        group_id         TEXT NOT NULL,
+        media_type       TEXT NOT NULL CHECK (media_type IN ('text', 'image', 'video', 'audio')),
+        content          TEXT,
+        media_url        TEXT,
+        mimetype         TEXT,
+        filename         TEXT,
+        scheduled_at     INTEGER NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN
+                             ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL,
+        last_error       TEXT,
+        worker_id        TEXT,
+        lease_expires_at INTEGER,
+        message_id       TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    -- Claims scan pending tasks in due order.
+    CREATE INDEX eq_tasks_due ON eq_tasks (scheduled_at, id) WHERE status = 'pending';
+    -- Finds the head (oldest pending task) of a group.
+    CREATE INDEX eq_tasks_group_pending ON eq_tasks (session_id, group_id, scheduled_at, id)
+        WHERE status = 'pending';
+    -- The database itself refuses two tasks of one group in flight.
+    CREATE UNIQUE INDEX eq_tasks_one_in_flight ON eq_tasks (session_id, group_id)
+        WHERE status = 'processing';
+    CREATE INDEX eq_tasks_lease ON eq_tasks (lease_expires_at) WHERE status = 'processing';
+    CREATE INDEX eq_tasks_session_processing ON eq_tasks (session_id) WHERE status = 'processing';
+    -- History: covering for the count, ordered for the page.
+    CREATE INDEX eq_tasks_history ON eq_tasks (session_id, group_id, scheduled_at, id, status);
+    CREATE TABLE eq_task_events (
+        seq      INTEGER PRIMARY KEY,
+        task_id  TEXT NOT NULL REFERENCES eq_tasks (id) ON DELETE CASCADE,
+        at       INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        detail   TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX eq_task_events_task ON eq_task_events (task_id, seq);
+    """,
+)
+
+_COLUMNS: Final = (
+    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
+    "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
+    "worker_id, lease_expires_at, message_id"
+)
+_MEDIA: Final = {m.value: m for m in MediaType}
+_STATUS: Final = {s.value: s for s in TaskStatus}
+_PENDING, _PROCESSING = TaskStatus.PENDING.value, TaskStatus.PROCESSING.value
+
+_CLAIM_SQL: Final = f"""
+    SELECT t.id FROM eq_tasks AS t
+    WHERE t.status = 'pending' AND t.scheduled_at <= :now
+      AND EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
+      AND NOT EXISTS (
+          SELECT 1 FROM eq_tasks AS b
+          WHERE b.session_id = t.session_id AND b.group_id = t.group_id
+            AND b.status = 'processing')
+      AND NOT EXISTS (
+          SELECT 1 FROM eq_tasks AS e
+          WHERE e.session_id = t.session_id AND e.group_id = t.group_id
+            AND e.status = 'pending'
+            AND (e.scheduled_at < t.scheduled_at
+                 OR (e.scheduled_at = t.scheduled_at AND e.id < t.id)))
+    ORDER BY t.scheduled_at, t.id
+    LIMIT :limit
+"""  # noqa: S608 - constant
+
+
+def _row_to_task(row: Sequence[Any]) -> Task:
+    payload = unchecked(
+        Payload,
+        media_type=_MEDIA[row[3]],
+        content=row[4],
+        media_url=row[5],
+        mimetype=row[6],
+        filename=row[7],
+    )
+    lease = row[16]
+    task: Task = unchecked(
+        Task,
+        id=row[0],
+        session_id=row[1],
+        group_id=row[2],
+        payload=payload,
+        scheduled_at=from_micros(row[8]),
+        status=_STATUS[row[9]],
+        attempts=row[10],
+        max_attempts=row[11],
+        last_error=row[12],
+        created_at=from_micros(row[13]),
+        updated_at=from_micros(row[14]),
+        worker_id=row[15],
+        lease_expires_at=None if lease is None else from_micros(lease),
+        message_id=row[17],
+    )
+    return task
+
+
+class _Event:
+    """An event to insert: its task, kind and detail."""
+
+    __slots__ = ("detail", "kind", "task")
+
+    def __init__(self, task: Task, kind: str, detail: Mapping[str, Any]) -> None:
+        self.task = task
+        self.kind = kind
+        self.detail = detail
+
+
+class SQLiteTaskStore(WakeupMixin):
+    """The embedded default ``TaskStore``: one SQLite file that survives restarts and crashes.
+
+    Args:
+        path: the database file (created if missing). Several processes may share it.
+        durability: ``"normal"`` (default; WAL with ``synchronous=NORMAL``: every committed
+            change survives a crash or kill of the process, the last commits before a power
+            loss or OS crash may be lost) or ``"full"`` (``synchronous=FULL``: commits also
+            survive power loss, at the cost of an fsync per commit).
+        on_expired: what ``recover_expired`` does with a processing task whose lease ended:
+            ``"retry"`` (default; back to pending, at-least-once) or ``"fail"`` (failed,
+            at-most-once).
+        clock: a zero-argument callable returning an aware ``datetime``; the store's notion
+            of now for timestamps and, when ``now`` is not given, for claims.
+        busy_timeout: seconds to wait for another process's write lock.
+    """
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        durability: str = "normal",
+        on_expired: str = "retry",
+        clock: Clock | None = None,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = str(path)
+        self.durability = check_durability(durability)
+        self.on_expired = check_on_expired(on_expired)
+        self._clock: Clock = clock or default_clock
+        self._busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._wakeups = []
+        self._open_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteTaskStore({self.path!r}, durability={self.durability!r})"
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file, creating or migrating its schema. Idempotent."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engagequeue-sqlite")
+        try:
+            await self._call(self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        """Close the file. Idempotent."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(executor, self._close_sync)
+        executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _open_sync(self) -> None:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise ValidationError(
+                f"cannot open SQLite database {self.path!r}: {exc}", field="path"
+            ) from exc
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            sync = "FULL" if self.durability == "full" else "NORMAL"
+            conn.execute(f"PRAGMA synchronous = {sync}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            self._migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ValidationError(
+                f"{self.path!r} is not a usable engagequeue SQLite database: {exc}", field="path"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS eq_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            row = conn.execute("SELECT value FROM eq_meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                msg = (
+                    f"the database has schema version {version}, newer than this engagequeue "
+                    f"knows ({SCHEMA_VERSION}); upgrade engagequeue"
+                )
+                raise EngageQueueError(msg)
+            for script in _MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(
+                "INSERT INTO eq_meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:  # noqa: ANN401
+        executor = self._executor
+        if executor is None:
+            raise EngageQueueError(
+                "the store is not open; use 'async with store:' or 'await store.open()'"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, fn, *args)
+
+    def _db(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise EngageQueueError("the store is closed")
+        return conn
+
+    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _now(self) -> int:
+        return to_micros(parse_instant(self._clock(), "clock()"))
+
+    @staticmethod
+    def _insert_events(conn: sqlite3.Connection, at: int, events: Iterable[_Event]) -> None:
+        conn.executemany(
+            "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+            [(e.task.id, at, e.kind, json.dumps(e.detail, default=str)) for e in events],
+        )
+
+    @staticmethod
+    def _log(events: Iterable[_Event]) -> None:
+        for e in events:
+            t = e.task
+            log_event(e.kind, t.id, t.session_id, t.group_id, t.status.value, e.detail)
+
+    @staticmethod
+    def _fetch(conn: sqlite3.Connection, task_id: str) -> Task:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM eq_tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return _row_to_task(row)
+
+    @staticmethod
+    def _require_session(conn: sqlite3.Connection, session_id: str) -> None:
+        if conn.execute("SELECT 1 FROM eq_sessions WHERE id = ?", (session_id,)).fetchone() is None:
+            raise SessionNotFound(session_id)
+
+    def _conditional(
+        self,
+        conn: sqlite3.Connection,
+        operation: str,
+        task_id: str,
+        assignments: str,
+        params: Sequence[Any],
+    ) -> Task:
+        """Apply ``assignments`` to a task in the operation's source status, in one statement.
+
+        Raises ``TaskNotFound`` or ``TaskConflict`` (with the current status) otherwise.
+        """
+        source = TRANSITIONS[operation].source.value
+        row = conn.execute(
+            f"UPDATE eq_tasks SET {assignments} WHERE id = ? AND status = '{source}' "
+            f"RETURNING {_COLUMNS}",
+            (*params, task_id),
+        ).fetchone()
+        if row is not None:
+            return _row_to_task(row)
+        current = conn.execute("SELECT status FROM eq_tasks WHERE id = ?", (task_id,)).fetchone()
+        if current is None:
+            raise TaskNotFound(task_id)
+        raise TaskConflict(task_id, _STATUS[current[0]], operation, source)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def add_session(self, session_id: str) -> None:
+        """Register a session; idempotent. A new session starts connected."""
+        check_identifier(session_id, "session_id")
+
+        def run(conn: sqlite3.Connection) -> None:
+            now = self._now()
+            conn.execute(
+                "INSERT INTO eq_sessions (id, connected, created_at, updated_at) "
+                "VALUES (?, 1, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (session_id, now, now),
+            )
+
+        await self._call(self._write, run)
+
+    async def session_connected(self, session_id: str) -> None:
+        """Mark the session connected and wake the schedulers using this store."""
+        check_identifier(session_id, "session_id")
+
+        def run(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "UPDATE eq_sessions SET connected = 1, updated_at = ? WHERE id = ?",
+                (self._now(), session_id),
+            )
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+
+        await self._call(self._write, run)
+        self._wake()
+
+    async def session_disconnected(self, session_id: str) -> int:
+        """Mark the session disconnected; its processing tasks go back to pending.
+
+        Returns how many tasks were released. Their ``attempts`` are unchanged.
+        """
+        check_identifier(session_id, "session_id")
+
+        def run(conn: sqlite3.Connection) -> list[_Event]:
+            now = self._now()
+            cursor = conn.execute(
+                "UPDATE eq_sessions SET connected = 0, updated_at = ? WHERE id = ?",
+                (now, session_id),
+            )
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+            rows = conn.execute(
+                "UPDATE eq_tasks SET status = 'pending', worker_id = NULL, "
+                "lease_expires_at = NULL, updated_at = ? "
+                f"WHERE session_id = ? AND status = 'processing' RETURNING {_COLUMNS}",
+                (now, session_id),
+            ).fetchall()
+            events = [
+                _Event(_row_to_task(r), "released", {"reason": "session disconnected"})
+                for r in rows
+            ]
+            self._insert_events(conn, now, events)
+            return events
+
+        events = await self._call(self._write, run)
+        self._log(events)
+        return len(events)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete the session and, by cascade, its tasks and their events."""
+        check_identifier(session_id, "session_id")
+
+        def run(conn: sqlite3.Connection) -> None:
+            if conn.execute("DELETE FROM eq_sessions WHERE id = ?", (session_id,)).rowcount == 0:
+                raise SessionNotFound(session_id)
+
+        await self._call(self._write, run)
+
+    # -- scheduling and editing -----------------------------------------------------------
+
+    def _insert_tasks(
+        self, conn: sqlite3.Connection, prepared: Sequence[Any], detail: Mapping[str, Any]
+    ) -> list[Task]:
+        now = self._now()
+        sessions = {p.session_id for p in prepared}
+        for session_id in sessions:
+            self._require_session(conn, session_id)
+        rows = [
+            (
+                p.id,
+                p.session_id,
+                p.group_id,
+                p.payload.media_type.value,
+                p.payload.content,
+                p.payload.media_url,
+                p.payload.mimetype,
+                p.payload.filename,
+                to_micros(p.scheduled_at),
+                p.max_attempts,
+                now,
+                now,
+            )
+            for p in prepared
+        ]
+        conn.executemany(
+            "INSERT INTO eq_tasks (id, session_id, group_id, media_type, content, media_url, "
+            "mimetype, filename, scheduled_at, status, attempts, max_attempts, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            rows,
+        )
+        created = now_dt = from_micros(now)
+        tasks = [
+            unchecked(
+                Task,
+                id=p.id,
+                session_id=p.session_id,
+                group_id=p.group_id,
+                payload=p.payload,
+                scheduled_at=p.scheduled_at,
+                status=TaskStatus.PENDING,
+                attempts=0,
+                max_attempts=p.max_attempts,
+                last_error=None,
+                created_at=created,
+                updated_at=now_dt,
+                worker_id=None,
+                lease_expires_at=None,
+                message_id=None,
+            )
+            for p in prepared
+        ]
+        conn.executemany(
+            "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, 'created', ?)",
+            [
+                (
+                    t.id,
+                    now,
+                    json.dumps(
+                        {
+                            "media_type": t.payload.media_type.value,
+                            "scheduled_at": isoformat(t.scheduled_at),
+                            **detail,
+                        },
+                        default=str,
+                    ),
+                )
+                for t in tasks
+            ],
+        )
+        return tasks
+
+    async def schedule(
+        self,
+        session_id: str,
+        group_id: str,
+        payload: Payload,
+        scheduled_at: datetime | str,
+        *,
+        max_attempts: int = 3,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Task:
+        """Add a pending task; unknown session raises ``SessionNotFound``.
+
+        ``detail`` (JSON-serialisable) is recorded in the task's ``created`` event.
+        """
+        prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
+        extra = check_detail(detail)
+        tasks = await self._call(self._write, lambda c: self._insert_tasks(c, [prepared], extra))
+        task = tasks[0]
+        log_event("created", task.id, session_id, group_id, "pending", extra)
+        self._wake()
+        return task
+
+    async def schedule_many(
+        self,
+        items: Iterable[tuple[str, str, Payload, datetime | str]],
+        *,
+        max_attempts: int = 3,
+    ) -> list[Task]:
+        """Add many pending tasks in one transaction; one bad item rejects them all."""
+        prepared = prepare_many(items, max_attempts)
+        if not prepared:
+            return []
+        tasks = await self._call(self._write, lambda c: self._insert_tasks(c, prepared, {}))
+        for t in tasks:
+            log_event("created", t.id, t.session_id, t.group_id, "pending", {})
+        self._wake()
+        return tasks
+
+    async def get(self, task_id: str) -> Task:
+        """Return the task, or raise ``TaskNotFound``."""
+        check_identifier(task_id, "task_id")
+        return await self._call(lambda: self._fetch(self._db(), task_id))
+
+    async def edit(
+        self,
+        task_id: str,
+        *,
+        payload: Payload | None = None,
+        scheduled_at: datetime | str | None = None,
+    ) -> Task:
+        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
+        check_identifier(task_id, "task_id")
+        if payload is None and scheduled_at is None:
+            raise ValidationError("edit needs a payload or a scheduled_at", field="payload")
+        new_payload = None if payload is None else check_payload(payload)
+        new_time = None if scheduled_at is None else parse_instant(scheduled_at, "scheduled_at")
+        assignments = ["updated_at = ?"]
+        detail: dict[str, Any] = {}
+        params: list[Any] = []
+        if new_payload is not None:
+            assignments.append(
+                "media_type = ?, content = ?, media_url = ?, mimetype = ?, filename = ?"
+            )
+            params += [
+                new_payload.media_type.value,
+                new_payload.content,
+                new_payload.media_url,
+                new_payload.mimetype,
+                new_payload.filename,
+            ]
+            detail["payload"] = True
+            detail["media_type"] = new_payload.media_type.value
+        if new_time is not None:
+            assignments.append("scheduled_at = ?")
+            params.append(to_micros(new_time))
+            detail["scheduled_at"] = isoformat(new_time)
+
+        def run(conn: sqlite3.Connection) -> Task:
+            now = self._now()
+            before = conn.execute(
+                "SELECT scheduled_at FROM eq_tasks WHERE id = ?", (task_id,)
+            ).fetchone()
+            task = self._conditional(conn, "edit", task_id, ", ".join(assignments), [now, *params])
+            if new_time is not None and before is not None:
+                detail["previous_scheduled_at"] = isoformat(from_micros(before[0]))
+            self._insert_events(conn, now, [_Event(task, "edited", detail)])
+            return task
+
+        task = await self._call(self._write, run)
+        self._log([_Event(task, "edited", detail)])
+        self._wake()
+        return task
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a pending task; ``TaskConflict`` if it is not pending."""
+        check_identifier(task_id, "task_id")
+
+        def run(conn: sqlite3.Connection) -> Task:
+            now = self._now()
+            task = self._conditional(
+                conn, "cancel", task_id, "status = 'cancelled', updated_at = ?", [now]
+            )
+            self._insert_events(conn, now, [_Event(task, "cancelled", {})])
+            return task
+
+        task = await self._call(self._write, run)
+        self._log([_Event(task, "cancelled", {})])
+        return task
+
+    # -- claiming and finishing -----------------------------------------------------------
+
+    async def claim_due(
+        self,
+        *,
+        now: datetime | str | None = None,
+        limit: int = 1,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> list[Task]:
+        """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``)."""
+        at = to_micros(now_or(now, self._clock))
+        limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
+        expires = at + to_micros_delta(lease)
+
+        def run(conn: sqlite3.Connection) -> list[_Event]:
+            ids = [r[0] for r in conn.execute(_CLAIM_SQL, {"now": at, "limit": limit})]
+            if not ids:
+                return []
+            stamp = self._now()
+            marks = ", ".join("?" * len(ids))
+            rows = conn.execute(
+                "UPDATE eq_tasks SET status = 'processing', worker_id = ?, "
+                f"lease_expires_at = ?, updated_at = ? WHERE id IN ({marks}) "
+                f"RETURNING {_COLUMNS}",
+                (worker_id, expires, stamp, *ids),
+            ).fetchall()
+            tasks = sorted(map(_row_to_task, rows), key=lambda t: (t.scheduled_at, t.id))
+            detail = {"worker_id": worker_id, "lease_expires_at": isoformat(from_micros(expires))}
+            events = [_Event(t, "claimed", detail) for t in tasks]
+            self._insert_events(conn, stamp, events)
+            return events
+
+        events = await self._call(self._write, run)
+        self._log(events)
+        return [e.task for e in events]
+
+    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
+        """Mark a processing task completed (one more attempt)."""
+        check_identifier(task_id, "task_id")
+        if message_id is not None and not isinstance(message_id, str):
+            raise ValidationError("message_id must be a string or None", field="message_id")
+
+        def run(conn: sqlite3.Connection) -> Task:
+            now = self._now()
+            task = self._conditional(
+                conn,
+                "complete",
+                task_id,
+                "status = 'completed', attempts = attempts + 1, message_id = ?, "
+                "lease_expires_at = NULL, updated_at = ?",
+                [message_id, now],
+            )
+            self._insert_events(conn, now, [_Event(task, "completed", message_detail(message_id))])
+            return task
+
+        task = await self._call(self._write, run)
+        self._log([_Event(task, "completed", message_detail(message_id))])
+        return task
+
+    async def fail(
+        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+    ) -> Task:
+        """Record a failed attempt of a processing task.
+
+        With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
+        (event ``retried``); otherwise it is failed (event ``failed``).
+        """
+        check_identifier(task_id, "task_id")
+        reason = check_error(error)
+        retry = None if retry_at is None else to_micros(parse_instant(retry_at, "retry_at"))
+
+        def run(conn: sqlite3.Connection) -> _Event:
+            now = self._now()
+            retrying = "(? IS NOT NULL AND attempts + 1 < max_attempts)"
+            task = self._conditional(
+                conn,
+                "fail",
+                task_id,
+                f"status = CASE WHEN {retrying} THEN 'pending' ELSE 'failed' END, "
+                f"scheduled_at = CASE WHEN {retrying} THEN ? ELSE scheduled_at END, "
+                "attempts = attempts + 1, last_error = ?, worker_id = NULL, "
+                "lease_expires_at = NULL, updated_at = ?",
+                [retry, retry, retry, reason, now],
+            )
+            event = _Event(task, *fail_event(task, reason))
+            self._insert_events(conn, now, [event])
+            return event
+
+        event = await self._call(self._write, run)
+        self._log([event])
+        return event.task
+
+    async def release(self, task_id: str, reason: str) -> Task:
+        """Return a processing task to pending without counting an attempt (event ``released``)."""
+        check_identifier(task_id, "task_id")
+        why = check_error(reason)
+
+        def run(conn: sqlite3.Connection) -> _Event:
+            now = self._now()
+            task = self._conditional(
+                conn,
+                "release",
+                task_id,
+                "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = ?",
+                [now],
+            )
+            event = _Event(task, "released", {"reason": why})
+            self._insert_events(conn, now, [event])
+            return event
+
+        event = await self._call(self._write, run)
+        self._log([event])
+        return event.task
+
+    async def recover_expired(self, *, now: datetime | str | None = None) -> int:
+        """Return processing tasks whose lease ended to pending (or failed); return how many.
+
+        An ended lease counts as an attempt: a post that keeps killing its worker fails
+        after ``max_attempts`` instead of looping forever.
+        """
+        at = to_micros(now_or(now, self._clock))
+        give_up = 1 if self.on_expired == "fail" else 0
+
+        def run(conn: sqlite3.Connection) -> list[_Event]:
+            stamp = self._now()
+            rows = conn.execute(
+                "UPDATE eq_tasks SET "
+                "status = CASE WHEN ? = 1 OR attempts + 1 >= max_attempts "
+                "THEN 'failed' ELSE 'pending' END, "
+                "attempts = attempts + 1, "
+                "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
+                "worker_id = NULL, lease_expires_at = NULL, updated_at = ? "
+                f"WHERE status = 'processing' AND lease_expires_at <= ? RETURNING {_COLUMNS}",
+                (give_up, stamp, at),
+            ).fetchall()
+            events = [
+                _Event(t, "expired", {"to": t.status.value}) for t in map(_row_to_task, rows)
+            ]
+            self._insert_events(conn, stamp, events)
+            return events
+
+        events = await self._call(self._write, run)
+        self._log(events)
+        return len(events)
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``scheduled_at`` among pending tasks of connected sessions."""
+
+        def run() -> datetime | None:
+            row = self._db().execute(
+                "SELECT min(t.scheduled_at) FROM eq_tasks AS t "
+                "JOIN eq_sessions AS s ON s.id = t.session_id "
+                "WHERE t.status = 'pending' AND s.connected = 1"
+            ).fetchone()
+            return None if row is None or row[0] is None else from_micros(row[0])
+
+        return await self._call(run)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def history(
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id."""
+        query = prepare_history(session_id, group_id, start, end, status, limit, offset)
+        where = ["session_id = ?", "group_id = ?"]
+        params: list[Any] = [query.session_id, query.group_id]
+        if query.start is not None:
+            where.append("scheduled_at >= ?")
+            params.append(to_micros(query.start))
+        if query.end is not None:
+            where.append("scheduled_at < ?")
+            params.append(to_micros(query.end))
+        if query.statuses is not None:
+            where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            params.extend(s.value for s in query.statuses)
+        clause = " AND ".join(where)
+
+        def run() -> Page:
+            conn = self._db()
+            conn.execute("BEGIN")
+            try:
+                self._require_session(conn, query.session_id)
+                total = conn.execute(
+                    f"SELECT count(*) FROM eq_tasks WHERE {clause}", params
+                ).fetchone()[0]
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM eq_tasks WHERE {clause} "
+                    "ORDER BY scheduled_at, id LIMIT ? OFFSET ?",
+                    [*params, query.limit, query.offset],
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return Page(
+                items=[_row_to_task(r) for r in rows],
+                total=total,
+                limit=query.limit,
+                offset=query.offset,
+            )
+
+        return await self._call(run)
+
+    async def events(self, task_id: str) -> list[TaskEvent]:
+        """The task's audit trail, oldest first; ``TaskNotFound`` for an unknown task."""
+        check_identifier(task_id, "task_id")
+
+        def run() -> list[TaskEvent]:
+            conn = self._db()
+            conn.execute("BEGIN")
+            try:
+                if conn.execute("SELECT 1 FROM eq_tasks WHERE id = ?", (task_id,)).fetchone() is None:
+                    raise TaskNotFound(task_id)
+                rows = conn.execute(
+                    "SELECT seq, task_id, at, kind, detail FROM eq_task_events "
+                    "WHERE task_id = ? ORDER BY seq",
+                    (task_id,),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return [
+                unchecked(
+                    TaskEvent,
+                    id=r[0],
+                    task_id=r[1],
+                    at=from_micros(r[2]),
+                    kind=r[3],
+                    detail=MappingProxyType(json.loads(r[4])),
+                )
+                for r in rows
+            ]
+
+        return await self._call(run)
+

@@ -149,7 +149,10 @@ def prepare_many(items: Iterable[object], max_attempts: object) -> list[NewTask]
             raise ValidationError(
                 f"{prefix} must be (session_id, group_id, payload, scheduled_at)", field=prefix
             )
-        prepared.append(prepare_task(*item, max_attempts, prefix=prefix))
+        session_id, group_id, payload, scheduled_at = item
+        prepared.append(
+            prepare_task(session_id, group_id, payload, scheduled_at, max_attempts, prefix=prefix)
+        )
     return prepared
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The JSON form of tasks, events and pages: camelCase keys, UTC instants with Z, enum values."""
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def test_json_field_maps_python_field_names_to_json_keys(python, json_key):
 
 
 instants = st.datetimes(
-    min_value=datetime(1971, 1, 1),
-    max_value=datetime(9998, 12, 31),
+    min_value=datetime(1971, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+    max_value=datetime(9998, 12, 31),  # noqa: DTZ001 - hypothesis bounds are naive
     timezones=st.sampled_from([UTC, PARIS, timezone(timedelta(hours=-9, minutes=-30))]),
 )
 

@@ -13,16 +13,16 @@ key or a bad value raises ``ValidationError`` naming the JSON key.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import cattrs
 
 from ._errors import ValidationError
 from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus
-from ._times import isoformat, parse_instant
+from ._times import parse_instant
 
-__all__ = ["JSON_FIELDS", "converter", "json_field"]
+__all__ = ["JSON_FIELDS", "converter", "isoformat", "json_field"]
 
 _T = TypeVar("_T")
 
@@ -57,6 +57,16 @@ def json_field(field: str | None) -> str | None:
     if field is None:
         return None
     return JSON_FIELDS.get(field, field)
+
+
+def isoformat(value: datetime) -> str:
+    """Return an aware ``datetime`` as ISO 8601 UTC with microseconds and ``Z``.
+
+    Years before 1000 keep four digits (``0733-04-19T...Z``), which ``strftime("%Y")``
+    does not guarantee (``engagequeue._times.isoformat`` writes ``733-...`` on glibc).
+    """
+    utc = value.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _optional_str(value: object, key: str) -> str | None:

@@ -510,6 +510,14 @@ async def test_a_body_that_is_not_json_is_415_or_422(client):
     assert_error(form, 415, "unsupported_media_type")
     broken = await client.post(BASE, content=b"{oops", headers={"content-type": "application/json"})
     assert assert_error(broken, 422, "validation_error")["field"] == "body"
+    not_utf8 = await client.post(
+        BASE, content=b'{"content": "\xff\xfe"}', headers={"content-type": "application/json"}
+    )
+    assert assert_error(not_utf8, 422, "validation_error")["field"] == "body"
+    deep = await client.post(
+        BASE, content=b"[" * 30_000 + b"]" * 30_000, headers={"content-type": "application/json"}
+    )
+    assert assert_error(deep, 422, "validation_error")["field"] == "body"
     array = await client.post(BASE, json=[1, 2])
     assert assert_error(array, 422, "validation_error")["field"] == "body"
 
@@ -583,10 +591,10 @@ async def test_the_openapi_document_describes_every_endpoint_body_and_error(clie
     task_path = "/api/moderation/engagement/{task_id}"
     group_path = "/api/sessions/{session_id}/groups/{group_id}/engagement"
     expected = {
-        ("POST", group_path): {"201", "403", "404", "413", "415", "422", "500"},
+        ("POST", group_path): {"201", "400", "403", "404", "413", "415", "422", "500"},
         ("GET", f"{group_path}/history"): {"200", "403", "404", "422", "500"},
         ("GET", task_path): {"200", "404", "422", "500"},
-        ("PUT", task_path): {"200", "404", "409", "413", "415", "422", "500"},
+        ("PUT", task_path): {"200", "400", "404", "409", "413", "415", "422", "500"},
         ("DELETE", task_path): {"200", "404", "409", "422", "500"},
         ("GET", f"{task_path}/events"): {"200", "404", "422", "500"},
     }

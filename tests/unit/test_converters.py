@@ -86,6 +86,19 @@ def test_datetimes_unstructure_as_utc_with_z_whatever_their_zone():
     )
 
 
+@pytest.mark.parametrize(
+    ("instant", "text"),
+    [
+        (datetime(733, 4, 19, 10, 54, 27, tzinfo=UTC), "0733-04-19T10:54:27.000000Z"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000000Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_instants_keep_four_digit_years_and_microseconds(instant, text):
+    assert converter.unstructure(instant) == text
+    assert converter.structure(text, datetime) == instant
+
+
 def test_task_round_trips_through_json():
     task = make_task()
     back = converter.structure(json.loads(json.dumps(converter.unstructure(task))), Task)
@@ -176,7 +189,7 @@ def test_json_field_maps_python_field_names_to_json_keys(python, json_key):
 
 
 instants = st.datetimes(
-    min_value=datetime(1971, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+    min_value=datetime(2, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
     max_value=datetime(9998, 12, 31),  # noqa: DTZ001 - hypothesis bounds are naive
     timezones=st.sampled_from([UTC, PARIS, timezone(timedelta(hours=-9, minutes=-30))]),
 )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -67,7 +68,8 @@ _ERROR_409: Final = _error(
 _ERROR_413: Final = _error("The body is larger than the limit (64 KiB by default).")
 _ERROR_415: Final = _error("The body is not JSON (`Content-Type: application/json`).")
 _ERROR_422: Final = _error("Invalid input; `field` names it and `errors` lists every problem.")
-_BODY_ERRORS: Final[_Responses] = {413: _ERROR_413, 415: _ERROR_415}
+_ERROR_400: Final = _error("Malformed request framing, such as a non-numeric Content-Length.")
+_BODY_ERRORS: Final[_Responses] = {400: _ERROR_400, 413: _ERROR_413, 415: _ERROR_415}
 
 TaskId = Annotated[str, Path(description="The task's opaque id.")]
 SessionId = Annotated[
@@ -150,6 +152,10 @@ async def _buffered(request: Request, limit: int) -> Request:
     body = b"".join(chunks)
     if body and not _is_json(request.headers.get("content-type")):
         raise HTTPError(415, "the body must be JSON, sent with Content-Type: application/json")
+    try:
+        json.loads(body or b"null")  # FastAPI parses it again; this only screens it
+    except (ValueError, RecursionError):  # bad syntax, bad UTF-8, absurd nesting
+        raise HTTPError(422, "the body is not valid JSON", field="body") from None
     replayed = False
 
     async def receive() -> ASGIMessage:

@@ -48,12 +48,20 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+def _date_time_without_default(schema: dict[str, Any]) -> None:
+    _no_default(schema)
+    schema["format"] = "date-time"
+
+
 _INSTANT = (
     "ISO 8601 date and time with an offset or Z, such as 2026-03-01T09:30:00Z "
     "or 2026-03-01T10:30:00+01:00; a time without an offset is refused"
 )
 _CONTENT = f"The text of a text post (required, at most {MAX_TEXT_LENGTH} characters), or the caption of a media post (at most 1024)."  # noqa: E501
 _MEDIA_URL = "Absolute http(s) URL of the image, video or audio file; no credentials in it. Not allowed on a text post."  # noqa: E501
+
+
+_HTTP_URL: Final = r"^https?://[^\s/?#@]+"
 
 
 class _Body(BaseModel):
@@ -66,9 +74,18 @@ class ScheduleBody(_Body):
     media_type: MediaTypeName = Field(alias="mediaType", description="What the post carries.")
     content: Text | None = Field(default=None, max_length=MAX_TEXT_LENGTH, description=_CONTENT)
     media_url: Text | None = Field(
-        default=None, alias="mediaUrl", max_length=MAX_URL_LENGTH, description=_MEDIA_URL
+        default=None,
+        alias="mediaUrl",
+        max_length=MAX_URL_LENGTH,
+        pattern=_HTTP_URL,
+        description=_MEDIA_URL,
     )
-    scheduled_at: Text = Field(alias="scheduledAt", max_length=64, description=_INSTANT)
+    scheduled_at: Text = Field(
+        alias="scheduledAt",
+        max_length=64,
+        description=_INSTANT,
+        json_schema_extra={"format": "date-time"},
+    )
     max_attempts: int = Field(
         default=3, alias="maxAttempts", ge=1, le=100, description="Send attempts before failing."
     )
@@ -92,14 +109,18 @@ class EditBody(_Body):
         json_schema_extra=_no_default,
     )
     media_url: Text | None = Field(
-        default=None, alias="mediaUrl", max_length=MAX_URL_LENGTH, description=_MEDIA_URL
+        default=None,
+        alias="mediaUrl",
+        max_length=MAX_URL_LENGTH,
+        pattern=_HTTP_URL,
+        description=_MEDIA_URL,
     )
     scheduled_at: Text = Field(  # type: ignore[assignment]  # absent is allowed, null is not
         default=None,
         alias="scheduledAt",
         max_length=64,
         description=_INSTANT,
-        json_schema_extra=_no_default,
+        json_schema_extra=_date_time_without_default,
     )
 
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+import engagequeue.http
 from engagequeue import EngageQueueError, Payload, SQLiteTaskStore, TaskStatus
 from engagequeue._converters import converter
 from engagequeue.http import create_app, create_router
@@ -649,3 +650,14 @@ async def test_create_app_opens_the_store_on_startup(db_path):
                 assert response.status_code == 201
     finally:
         await store.close()
+
+
+def test_engagequeue_http_exports_exactly_its_public_names():
+    assert engagequeue.http.__all__ == [
+        "DEFAULT_MAX_BODY_SIZE",
+        "Action",
+        "Authorize",
+        "create_app",
+        "create_router",
+    ]
+    assert engagequeue.http.DEFAULT_MAX_BODY_SIZE == 64 * 1024

@@ -121,11 +121,12 @@ _CLAIM_SQL: Final = """
           WHERE b.session_id = t.session_id AND b.group_id = t.group_id
             AND b.status = 'processing')
       AND NOT EXISTS (
-          SELECT 1 FROM eq_tasks AS e
+          -- The group's head only: no older pending task in the same group. INDEXED BY
+          -- keeps the planner off the history index, which would walk finished rows too.
+          SELECT 1 FROM eq_tasks AS e INDEXED BY eq_tasks_group_pending
           WHERE e.session_id = t.session_id AND e.group_id = t.group_id
             AND e.status = 'pending'
-            AND (e.scheduled_at < t.scheduled_at
-                 OR (e.scheduled_at = t.scheduled_at AND e.id < t.id)))
+            AND (e.scheduled_at, e.id) < (t.scheduled_at, t.id))
     ORDER BY t.scheduled_at, t.id
     LIMIT :limit
 """

@@ -136,6 +136,11 @@ class Scheduler:
             transport has it) every ``poll_interval`` and resume a session that reports
             ``connected``. Sessions disconnected by the host stay so until the host calls
             ``session_connected``.
+        claim_ahead: the background loop claims a post up to this long (seconds or a
+            ``timedelta``; default 50 ms) before it is due and holds it until its exact time,
+            so the claim's own latency does not make the post late. It is never sent early.
+            An edit or cancel in that last window gets ``TaskConflict``, as it would while
+            the post is being sent. ``run_once`` claims only what is due.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class Scheduler:
         worker_id: str | None = None,
         stop_timeout: float | timedelta = 30.0,
         probe_sessions: bool = True,
+        claim_ahead: float | timedelta = 0.05,
     ) -> None:
         if not callable(getattr(store, "claim_due", None)):
             raise ValidationError("store must be a TaskStore", field="store")
@@ -183,6 +189,7 @@ class Scheduler:
         self.concurrency = concurrency
         self.send_timeout = _seconds(send_timeout, "send_timeout", allow_zero=False)
         self.stop_timeout = _seconds(stop_timeout, "stop_timeout")
+        self.claim_ahead = timedelta(seconds=_seconds(claim_ahead, "claim_ahead"))
         if not isinstance(probe_sessions, bool):
             raise ValidationError("probe_sessions must be True or False", field="probe_sessions")
         self.probe_sessions = probe_sessions
@@ -385,8 +392,10 @@ class Scheduler:
         free = self.concurrency - len(self._flights)
         if free <= 0:
             return self.poll_interval  # a finishing task wakes the loop
-        now = self.now()
-        claimed = await self._claim(now, free)
+        # Claim what is due within claim_ahead: such a task waits in memory for its exact
+        # time, so the claim's own latency does not delay the send.
+        horizon = self.now() + self.claim_ahead
+        claimed = await self._claim(horizon, free)
         if len(claimed) >= free:
             return 0.0  # more may be due
         next_due = getattr(self.store, "next_due", None)
@@ -395,11 +404,11 @@ class Scheduler:
         due: datetime | None = await next_due()
         if due is None:
             return self.poll_interval
-        if due <= now:
+        if due <= horizon:
             # Due at the claim but not claimed: its group has a post in flight. Ours wake
             # the loop when they finish; another worker's are looked at again shortly.
             return min(self.poll_interval, _BLOCKED_RECHECK)
-        wait = (due - self.now()).total_seconds()
+        wait = (due - self.claim_ahead - self.now()).total_seconds()
         return 0.0 if wait <= 0 else min(self.poll_interval, wait + _WAKE_MARGIN)
 
     async def _claim(self, now: datetime | None = None, limit: int | None = None) -> list[Task]:
@@ -515,6 +524,9 @@ class Scheduler:
         try:
             if flight.stale:
                 return await self._settle(flight, "release", "session disconnected")
+            early = (task.scheduled_at - self.now()).total_seconds()
+            if early > 0:  # claimed ahead (claim_ahead): leave at its time, not before
+                await asyncio.sleep(early)
             if self._expired(task):
                 return await self._expire(flight)
             await self._pace(task.session_id)

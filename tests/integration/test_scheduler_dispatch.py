@@ -405,6 +405,7 @@ async def test_a_store_without_wakeups_or_next_due_is_polled(store):
         ("worker_id", " "),
         ("clock", "now"),
         ("probe_sessions", "yes"),
+        ("claim_ahead", -0.01),
     ],
 )
 async def test_bad_options_are_refused_naming_the_option(store, option, value):

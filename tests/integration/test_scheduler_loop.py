@@ -240,7 +240,7 @@ async def test_pacing_spaces_the_sends_of_one_session_but_not_across_sessions(st
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(ours)]
     assert all(gap >= 0.14 for gap in gaps), gaps
     [theirs] = transport.sent_to("other")
-    assert (theirs.sent_at - ours[0]).total_seconds() < 0.14
+    assert theirs.sent_at < ours[1]  # another session is not paced behind this one
 
 
 async def test_pacing_jitter_adds_a_random_extra_gap(store):

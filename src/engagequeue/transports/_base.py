@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 import httpx
@@ -25,6 +26,8 @@ from ._errors import InvalidPostError, PartialSendError
 from ._media import Media, apply_probe, check_chat_id, check_media
 
 if TYPE_CHECKING:
+    import ssl
+
     from engagequeue._models import MediaType, Payload
 
 __all__ = [
@@ -44,6 +47,12 @@ DEFAULT_MEDIA_PROBE_TIMEOUT: Final = httpx.Timeout(10.0)
 _TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
 _CONNECTION_CLOSED: Final = re.compile(r"connection\s+closed", re.IGNORECASE)
 _MAX_ERROR_TEXT: Final = 300
+
+
+@cache
+def _default_ssl_context() -> ssl.SSLContext:
+    # Building a context loads the CA bundle (~0.2 s): do it once, share it (it is thread-safe).
+    return httpx.create_ssl_context()
 
 
 def stable_message_id(task_id: str, part: str = "") -> str:
@@ -109,6 +118,7 @@ class GatewayTransport:
         probe_media: bool = True,
         media_probe_timeout: float | httpx.Timeout = DEFAULT_MEDIA_PROBE_TIMEOUT,
         headers: Mapping[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         url = httpx.URL(base_url)
@@ -129,10 +139,14 @@ class GatewayTransport:
             limits=limits,
             transport=http_transport,
             follow_redirects=False,
+            verify=_default_ssl_context() if verify is True else verify,
         )
         # Media URLs point at third-party hosts: a separate client that never carries the key.
         self._probe_client = httpx.AsyncClient(
-            timeout=media_probe_timeout, follow_redirects=True, transport=http_transport
+            timeout=media_probe_timeout,
+            follow_redirects=True,
+            transport=http_transport,
+            verify=_default_ssl_context(),
         )
 
     def __repr__(self) -> str:

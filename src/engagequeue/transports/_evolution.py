@@ -27,6 +27,8 @@ from ._media import check_text
 from ._webhooks import evolution_session_status
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["EvolutionTransport"]
@@ -70,6 +72,8 @@ class EvolutionTransport(GatewayTransport):
         media_probe_timeout: timeout of that check.
         text_retry_delays: waits between the retries of the text that follows a voice note.
         headers: extra headers for every gateway request.
+        verify: TLS verification of the gateway: ``False``, or an ``ssl.SSLContext`` for a
+            gateway behind a private certificate authority.
         http_transport: an ``httpx`` transport to use instead of the network (for tests).
     """
 
@@ -90,6 +94,7 @@ class EvolutionTransport(GatewayTransport):
         media_probe_timeout: float | httpx.Timeout = DEFAULT_MEDIA_PROBE_TIMEOUT,
         text_retry_delays: Sequence[float] = (1.0, 4.0),
         headers: Mapping[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -100,6 +105,7 @@ class EvolutionTransport(GatewayTransport):
             probe_media=probe_media,
             media_probe_timeout=media_probe_timeout,
             headers=headers,
+            verify=verify,
             http_transport=http_transport,
         )
         if presence_delay_ms is not None and presence_delay_ms < 0:

@@ -26,6 +26,8 @@ from ._media import VOICE_MIMETYPE, check_text, is_voice_native
 from ._webhooks import waha_session_status
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["WahaTransport"]
@@ -69,6 +71,8 @@ class WahaTransport(GatewayTransport):
         media_probe_timeout: timeout of that check.
         text_retry_delays: waits between the retries of the text that follows a voice note.
         headers: extra headers for every gateway request.
+        verify: TLS verification of the gateway: ``False``, or an ``ssl.SSLContext`` for a
+            gateway behind a private certificate authority.
         http_transport: an ``httpx`` transport to use instead of the network (for tests).
     """
 
@@ -90,6 +94,7 @@ class WahaTransport(GatewayTransport):
         media_probe_timeout: float | httpx.Timeout = DEFAULT_MEDIA_PROBE_TIMEOUT,
         text_retry_delays: Sequence[float] = (1.0, 4.0),
         headers: Mapping[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -100,6 +105,7 @@ class WahaTransport(GatewayTransport):
             probe_media=probe_media,
             media_probe_timeout=media_probe_timeout,
             headers=headers,
+            verify=verify,
             http_transport=http_transport,
         )
         self.message_ids = message_ids

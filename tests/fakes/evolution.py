@@ -27,7 +27,7 @@ _KINDS = {"sendText": "text", "sendMedia": "media", "sendWhatsAppAudio": "voice"
 class FakeEvolution(FakeGateway):
     """Evolution API; ``instances`` maps an instance name to its state (open/connecting/close)."""
 
-    instance_token: str = "instance-token"
+    instance_token: str = "instance-token"  # noqa: S105 - a test value
     webhook_url: str | None = None
     instances: dict[str, str] = field(default_factory=dict)
     webhook_answers: list[int] = field(default_factory=list)
@@ -106,6 +106,7 @@ class FakeEvolution(FakeGateway):
         if problems:
             self.check(problems, f"POST {template}")
             return _bad_request(problems)
+        await self.gate()
         if instance not in self.instances:
             return _no_instance(instance)
         if self.instances[instance] != "open":
@@ -117,7 +118,7 @@ class FakeEvolution(FakeGateway):
         message_id = f"BAE5{self.next_id()[4:]}"
         chat = body["number"]
         kind = body.get("mediatype", _KINDS[action]) if action == "sendMedia" else _KINDS[action]
-        self.delivered.append(Delivered(instance, chat, kind, body, message_id))
+        self.record(Delivered(instance, chat, kind, body, message_id))
         if action == "sendText":
             message: dict[str, Any] = {"extendedTextMessage": {"text": body["text"]}}
         elif action == "sendMedia":

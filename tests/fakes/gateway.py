@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .http import DROP, HttpServer, Request, Response, _Drop
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Scripted:
     response: Response | _Drop
     times: int = 1
     then_normal_after: float | None = None  # a slow answer that still delivers
+    then: Callable[[], None] | None = None  # called when the answer is given
 
 
 @dataclass
@@ -47,6 +50,9 @@ class FakeGateway:
     delivered: list[Delivered] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     media: dict[str, MediaFile] = field(default_factory=dict)
+    on_delivered: list[Callable[[Delivered], None]] = field(default_factory=list)
+    held: int = 0
+    _gate: asyncio.Event | None = None
     _script: deque[Scripted] = field(default_factory=deque)
     _server: HttpServer | None = None
     _counter: int = 0
@@ -67,9 +73,14 @@ class FakeGateway:
 
     # -- test controls ----------------------------------------------------------------------
 
-    def answer_next(self, status: int, body: Any, *, times: int = 1) -> None:
-        """Answer the next ``times`` send requests with ``status`` and JSON ``body``."""
-        self._script.append(Scripted(Response.json(status, body), times))
+    def answer_next(
+        self, status: int, body: Any, *, times: int = 1, then: Callable[[], None] | None = None
+    ) -> None:
+        """Answer the next ``times`` send requests with ``status`` and JSON ``body``.
+
+        ``then`` is called each time the answer is given (to change the gateway's state).
+        """
+        self._script.append(Scripted(Response.json(status, body), times, then=then))
 
     def drop_next(self, *, times: int = 1) -> None:
         """Close the connection of the next ``times`` send requests without answering."""
@@ -83,6 +94,32 @@ class FakeGateway:
         """Serve a media file (HEAD and GET) at ``/media/{name}``; return its URL."""
         self.media[name] = MediaFile(content_type, size)
         return f"{self.url}/media/{name}"
+
+    def hold(self) -> None:
+        """Hold every send request that arrives from now on, unanswered, until ``release``."""
+        if self._gate is None:
+            self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        """Let the held send requests go on (they see the gateway's state as it is now)."""
+        if self._gate is not None:
+            self._gate.set()
+            self._gate = None
+
+    async def gate(self) -> None:
+        """Called by a send before it looks at the session: waits while sends are held."""
+        gate = self._gate
+        if gate is not None:
+            self.held += 1
+            try:
+                await gate.wait()
+            finally:
+                self.held -= 1
+
+    def record(self, delivered: Delivered) -> None:
+        self.delivered.append(delivered)
+        for callback in self.on_delivered:
+            callback(delivered)
 
     def next_id(self) -> str:
         self._counter += 1
@@ -115,6 +152,8 @@ class FakeGateway:
         scripted.times -= 1
         if scripted.times <= 0:
             self._script.popleft()
+        if scripted.then is not None:
+            scripted.then()
         if scripted.then_normal_after is not None:
             response = normal()
             response.delay = scripted.then_normal_after

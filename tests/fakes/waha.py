@@ -139,6 +139,7 @@ class FakeWaha(FakeGateway):
             )
         if self.engine not in {"NOWEB", "GOWS"} and "id" in body:
             self.violations.append(f"POST {path}: 'id' sent to the {self.engine} engine")
+        await self.gate()
         session = body["session"]
         if session not in self.sessions:
             return _no_session(session)
@@ -159,9 +160,7 @@ class FakeWaha(FakeGateway):
     def _deliver(self, path: str, action: str, body: dict[str, Any]) -> Response:
         message_id = body.get("id") or self.next_id()
         chat = body["chatId"]
-        self.delivered.append(
-            Delivered(body["session"], chat, _SEND_KINDS[action], body, message_id)
-        )
+        self.record(Delivered(body["session"], chat, _SEND_KINDS[action], body, message_id))
         now = int(time.time())
         if self.engine in {"NOWEB", "GOWS"}:
             # NOWEB and GOWS answer with the engine's own message (Baileys' WebMessageInfo).

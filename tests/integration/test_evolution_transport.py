@@ -7,9 +7,6 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from fakes import openapi
-from fakes.evolution import FakeEvolution, connection_closed_500
-from fakes.http import HttpServer, Request, Response
 
 from engagequeue import (
     MessageTransport,
@@ -24,13 +21,18 @@ from engagequeue.transports import (
     PartialSendError,
     SessionStatus,
 )
+from fakes import openapi
+from fakes.evolution import FakeEvolution, connection_closed_500
+from fakes.http import HttpServer, Request, Response
 
 GROUP = "120363012345678901@g.us"
 
 
 def _template(path: str) -> str:
     path = re.sub(r"^/message/(\w+)/[^/]+$", r"/message/\1/{instance}", path)
-    return re.sub(r"^/instance/connectionState/[^/]+$", "/instance/connectionState/{instance}", path)
+    return re.sub(
+        r"^/instance/connectionState/[^/]+$", "/instance/connectionState/{instance}", path
+    )
 
 
 @pytest.fixture
@@ -148,7 +150,14 @@ async def test_a_voice_note_whose_text_meets_a_closed_connection_is_a_partial_se
 ) -> None:
     url = evolution.add_media("note.ogg", "audio/ogg", 50_000)
     evolution.delay_next(0)
-    evolution.answer_next(400, {"status": 400, "error": "Bad Request", "response": {"message": ["Error: Connection Closed"]}})
+    evolution.answer_next(
+        400,
+        {
+            "status": 400,
+            "error": "Bad Request",
+            "response": {"message": ["Error: Connection Closed"]},
+        },
+    )
     with pytest.raises(PartialSendError, match="voice note was sent"):
         await transport.send("shop", GROUP, Payload("audio", content="hi", media_url=url))
     assert [d.kind for d in evolution.delivered] == ["voice"]
@@ -203,7 +212,11 @@ async def test_a_chat_that_does_not_exist_is_permanent(
 ) -> None:
     evolution.answer_next(
         400,
-        {"status": 400, "error": "Bad Request", "response": {"message": [{"exists": False, "jid": GROUP, "number": GROUP}]}},
+        {
+            "status": 400,
+            "error": "Bad Request",
+            "response": {"message": [{"exists": False, "jid": GROUP, "number": GROUP}]},
+        },
     )
     with pytest.raises(PermanentTransportError, match="chat does not exist"):
         await transport.send("shop", GROUP, Payload.text("hi"))
@@ -213,7 +226,9 @@ async def test_a_chat_that_does_not_exist_is_permanent(
 async def test_rate_limits_and_server_errors_are_transient(
     evolution: FakeEvolution, transport: EvolutionTransport, status: int
 ) -> None:
-    evolution.answer_next(status, {"status": status, "error": "Oops", "response": {"message": ["try later"]}})
+    evolution.answer_next(
+        status, {"status": status, "error": "Oops", "response": {"message": ["try later"]}}
+    )
     with pytest.raises(TransientTransportError, match=str(status)):
         await transport.send("shop", GROUP, Payload.text("hi"))
 

@@ -8,9 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fakes.evolution import FakeEvolution
-from fakes.http import HttpServer, Request, Response
-from fakes.waha import FakeWaha
 
 from engagequeue import Payload, SQLiteTaskStore
 from engagequeue.transports import (
@@ -20,6 +17,9 @@ from engagequeue.transports import (
     handle_evolution_webhook,
     handle_waha_webhook,
 )
+from fakes.evolution import FakeEvolution
+from fakes.http import HttpServer, Request, Response
+from fakes.waha import FakeWaha
 
 KEY = "webhook-secret"
 GROUP = "120363012345678901@g.us"
@@ -53,7 +53,9 @@ def receiver(
 async def store(tmp_path: Path) -> AsyncIterator[SQLiteTaskStore]:
     async with SQLiteTaskStore(tmp_path / "hooks.sqlite3") as s:
         await s.add_session("main")
-        await s.schedule("main", GROUP, Payload.text("due"), datetime.now(UTC) - timedelta(seconds=1))
+        await s.schedule(
+            "main", GROUP, Payload.text("due"), datetime.now(UTC) - timedelta(seconds=1)
+        )
         yield s
 
 

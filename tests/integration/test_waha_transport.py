@@ -9,9 +9,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from fakes import openapi
-from fakes.http import HttpServer, Request, Response
-from fakes.waha import FakeWaha, connection_closed_500
 
 from engagequeue import (
     MessageTransport,
@@ -29,6 +26,9 @@ from engagequeue.transports import (
     WahaTransport,
     stable_message_id,
 )
+from fakes import openapi
+from fakes.http import HttpServer, Request, Response
+from fakes.waha import FakeWaha, connection_closed_500
 
 GROUP = "120363012345678901@g.us"
 
@@ -80,7 +80,9 @@ async def test_it_is_a_message_transport(transport: WahaTransport) -> None:
 async def test_a_text_post_goes_to_send_text_with_the_key_and_returns_the_message_id(
     waha: FakeWaha, transport: WahaTransport
 ) -> None:
-    receipt = await transport.send("main", GROUP, Payload.text("Hello *group* https://shop.example"))
+    receipt = await transport.send(
+        "main", GROUP, Payload.text("Hello *group* https://shop.example")
+    )
     [request] = waha.sends()
     assert request.path == "/api/sendText"
     assert request.headers["x-api-key"] == "test-key"
@@ -222,7 +224,9 @@ async def test_rate_limits_and_server_errors_are_transient(
 
 
 async def test_a_bad_request_is_permanent(waha: FakeWaha, transport: WahaTransport) -> None:
-    waha.answer_next(400, {"statusCode": 400, "message": ["chatId must be a string"], "error": "Bad Request"})
+    waha.answer_next(
+        400, {"statusCode": 400, "message": ["chatId must be a string"], "error": "Bad Request"}
+    )
     with pytest.raises(PermanentTransportError, match="chatId must be a string"):
         await transport.send("main", GROUP, Payload.text("hi"))
 
@@ -253,7 +257,7 @@ async def test_a_dropped_connection_is_transient(waha: FakeWaha, transport: Waha
 
 
 async def test_a_gateway_that_is_down_is_transient() -> None:
-    async with HttpServer(lambda r: _never(r)) as server:
+    async with HttpServer(_never) as server:
         url = server.url
     async with WahaTransport(url, timeout=1.0) as t:
         with pytest.raises(TransientTransportError, match="cannot reach WAHA"):
@@ -326,7 +330,9 @@ async def test_without_probing_an_untyped_url_needs_a_mimetype(waha: FakeWaha) -
         with pytest.raises(InvalidPostError, match="mimetype"):
             await t.send("main", GROUP, Payload.image("https://picsum.example/1024"))
         await t.send(
-            "main", GROUP, Payload("image", media_url="https://picsum.example/1024", mimetype="image/jpeg")
+            "main",
+            GROUP,
+            Payload("image", media_url="https://picsum.example/1024", mimetype="image/jpeg"),
         )
     assert waha.sends()[0].json()["file"]["mimetype"] == "image/jpeg"
 
@@ -353,7 +359,9 @@ async def test_a_stable_message_id_is_passed_to_engines_that_accept_one() -> Non
     assert outside.message_id != expected
 
 
-async def test_no_message_id_is_sent_unless_enabled(waha: FakeWaha, transport: WahaTransport) -> None:
+async def test_no_message_id_is_sent_unless_enabled(
+    waha: FakeWaha, transport: WahaTransport
+) -> None:
     token = _CURRENT_TASK.set(task())
     try:
         await transport.send("main", GROUP, Payload.text("hello"))
@@ -379,7 +387,9 @@ async def test_session_status_reads_get_sessions(
     assert waha.requests[-1].path == "/api/sessions/main"
 
 
-async def test_session_status_of_an_unknown_session_is_disconnected(transport: WahaTransport) -> None:
+async def test_session_status_of_an_unknown_session_is_disconnected(
+    transport: WahaTransport,
+) -> None:
     assert await transport.session_status("ghost") is SessionStatus.DISCONNECTED
 
 

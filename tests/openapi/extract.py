@@ -61,7 +61,7 @@ def extract(gateway: str, source: Path) -> dict[str, Any]:
     wanted = _refs(paths) | set(EXTRA_SCHEMAS[gateway])
     done: set[str] = set()
     while wanted - done:
-        name = sorted(wanted - done)[0]
+        name = min(wanted - done)
         done.add(name)
         wanted |= _refs(schemas[name])
     components: dict[str, Any] = {"schemas": {name: schemas[name] for name in sorted(done)}}

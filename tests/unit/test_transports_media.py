@@ -59,7 +59,7 @@ def test_an_image_in_a_format_whatsapp_cannot_show_is_refused_naming_the_field()
 
 def test_an_unknown_file_type_without_mimetype_is_refused_when_no_probe_will_tell() -> None:
     payload = Payload.image("https://picsum.example/1024")
-    with pytest.raises(InvalidPostError, match="give payload.mimetype"):
+    with pytest.raises(InvalidPostError, match=r"give payload\.mimetype"):
         check_media(payload, can_convert=False, require_mimetype=True)
     media = check_media(payload, can_convert=False, require_mimetype=False)
     assert media.mimetype is None
@@ -86,11 +86,13 @@ def test_only_ogg_opus_is_sent_as_a_voice_note_without_conversion(
     url: str, mimetype: str | None, converts: bool
 ) -> None:
     payload = Payload("audio", media_url=url, mimetype=mimetype)
-    assert check_media(payload, can_convert=True, require_mimetype=True).needs_conversion is converts
+    assert (
+        check_media(payload, can_convert=True, require_mimetype=True).needs_conversion is converts
+    )
 
 
 def test_a_media_type_mismatch_between_post_and_file_is_refused() -> None:
-    with pytest.raises(InvalidPostError, match="not a audio|not a"):
+    with pytest.raises(InvalidPostError, match="which is not an audio"):
         check_media(
             Payload.audio("https://cdn.example/clip.mp4"), can_convert=True, require_mimetype=True
         )
@@ -118,7 +120,7 @@ def test_probe_refuses_a_file_over_the_size_cap() -> None:
     )
     cap = MAX_MEDIA_BYTES[media.media_type]
     assert apply_probe(media, content_type="image/jpeg", content_length=cap, can_convert=False)
-    with pytest.raises(InvalidPostError, match="5 MB"):
+    with pytest.raises(InvalidPostError, match=r"5 MB"):
         apply_probe(media, content_type="image/jpeg", content_length=cap + 1, can_convert=False)
 
 
@@ -127,7 +129,9 @@ def test_probe_refuses_a_link_to_a_web_page_instead_of_the_file() -> None:
         Payload.video("https://cdn.example/watch.mp4"), can_convert=True, require_mimetype=False
     )
     with pytest.raises(InvalidPostError, match="text/html"):
-        apply_probe(media, content_type="text/html; charset=utf-8", content_length=900, can_convert=True)
+        apply_probe(
+            media, content_type="text/html; charset=utf-8", content_length=900, can_convert=True
+        )
 
 
 def test_probe_fills_in_a_mimetype_the_url_did_not_tell() -> None:
@@ -138,7 +142,9 @@ def test_probe_fills_in_a_mimetype_the_url_did_not_tell() -> None:
     assert done.mimetype == "image/jpeg"
     assert done.filename == "1024.jpg"
     with pytest.raises(InvalidPostError, match="does not say"):
-        apply_probe(media, content_type="application/octet-stream", content_length=None, can_convert=False)
+        apply_probe(
+            media, content_type="application/octet-stream", content_length=None, can_convert=False
+        )
 
 
 def test_chat_ids_must_look_like_whatsapp_ids() -> None:

@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from fakes import openapi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,13 +23,17 @@ from engagequeue.transports import (
     handle_waha_webhook,
     parse_evolution_webhook,
     parse_waha_webhook,
+    verify_waha_signature,
     waha_session_status,
 )
+from fakes import openapi
 
 KEY = "super-secret"
 
 
-def waha_event(status: str = "WORKING", *, event: str = "session.status", session: str = "main") -> bytes:
+def waha_event(
+    status: str = "WORKING", *, event: str = "session.status", session: str = "main"
+) -> bytes:
     return json.dumps(
         {
             "id": "evt_01jabcdefghjkmnpqrstvwxyz0",
@@ -60,7 +63,9 @@ def signed(body: bytes, key: str = KEY) -> dict[str, str]:
     }
 
 
-def evolution_event(state: str = "open", *, event: str = "connection.update", apikey: str = "tok") -> bytes:
+def evolution_event(
+    state: str = "open", *, event: str = "connection.update", apikey: str = "tok"
+) -> bytes:
     return json.dumps(
         {
             "event": event,
@@ -212,8 +217,6 @@ def test_arbitrary_bytes_never_crash_the_parsers(body: bytes) -> None:
 def test_any_body_signed_with_the_key_verifies_and_one_flipped_byte_does_not(
     body: bytes, key: str
 ) -> None:
-    from engagequeue.transports import verify_waha_signature
-
     headers = signed(body, key)
     verify_waha_signature(body, headers, key)
     if body:
@@ -316,4 +319,3 @@ async def test_the_one_call_helpers_parse_verify_and_apply() -> None:
         await handle_waha_webhook(waha_event("WORKING"), {}, target, hmac_key=KEY)
     await handle_evolution_webhook(evolution_event("open"), {}, target, api_key="tok")
     assert target.calls == [("disconnected", "main"), ("connected", "shop")]
-

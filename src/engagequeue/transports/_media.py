@@ -121,6 +121,11 @@ class Media:
     needs_conversion: bool
 
 
+def _a(media_type: MediaType) -> str:
+    article = "an" if media_type.value[0] in "aeiou" else "a"
+    return f"{article} {media_type.value}"
+
+
 def base_type(mimetype: str) -> str:
     """``"Audio/OGG; codecs=opus"`` -> ``"audio/ogg"``."""
     return mimetype.split(";", 1)[0].strip().lower()
@@ -193,8 +198,8 @@ def _check_format(media_type: MediaType, mimetype: str, *, can_convert: bool, so
     family = f"{media_type.value}/"
     if not base.startswith(family):
         raise InvalidPostError(
-            f"payload.media_url serves {mimetype!r} ({source}), which is not a "
-            f"{media_type.value}; a {media_type.value} post needs a {family}... file",
+            f"payload.media_url serves {mimetype!r} ({source}), which is not "
+            f"{_a(media_type)}; {_a(media_type)} post needs a {family}... file",
             field="payload.media_url",
         )
     if media_type is MediaType.AUDIO:
@@ -209,8 +214,7 @@ def _check_format(media_type: MediaType, mimetype: str, *, can_convert: bool, so
         return _need_conversion(media_type, mimetype, can_convert=can_convert, source=source)
     natives = ", ".join(sorted(_NATIVE[media_type]))
     raise InvalidPostError(
-        f"WhatsApp cannot send {mimetype!r} ({source}) as a {media_type.value}; use one of: "
-        f"{natives}",
+        f"WhatsApp cannot send {mimetype!r} ({source}) as {_a(media_type)}; use one of: {natives}",
         field="payload.mimetype",
     )
 
@@ -222,7 +226,7 @@ def _need_conversion(
         return True
     natives = ", ".join(sorted(_NATIVE[media_type]))
     raise InvalidPostError(
-        f"{mimetype!r} ({source}) is not a format WhatsApp sends as a {media_type.value} and "
+        f"{mimetype!r} ({source}) is not a format WhatsApp sends as {_a(media_type)} and "
         f"this gateway does not convert it; use one of: {natives}",
         field="payload.mimetype",
     )
@@ -289,7 +293,7 @@ def apply_probe(
     if content_length is not None and content_length > cap:
         raise InvalidPostError(
             f"{media.url!r} is {content_length / _MB:.1f} MB; WhatsApp's safe limit for "
-            f"a {media.media_type.value} is {cap // _MB} MB",
+            f"{_a(media.media_type)} is {cap // _MB} MB",
             field="payload.media_url",
         )
     served = content_type.strip() if content_type else ""
@@ -305,7 +309,7 @@ def apply_probe(
         family = f"{media.media_type.value}/"
         if not base_type(served).startswith(family):
             raise InvalidPostError(
-                f"{media.url!r} serves {served!r}, not a {media.media_type.value}; "
+                f"{media.url!r} serves {served!r}, not {_a(media.media_type)}; "
                 "check that the link points at the file itself",
                 field="payload.media_url",
             )

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """A small FastAPI app serving engagequeue's moderation endpoints over a SQLite store.
 
 Run it::

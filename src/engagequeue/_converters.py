@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The JSON form of engagequeue's values: camelCase keys, ISO 8601 UTC instants with ``Z``.
 
 One cattrs converter holds every hook, so the HTTP adapter (and anything else that speaks
@@ -189,7 +188,7 @@ def _structure_page(data: Mapping[str, Any], _: type[Page]) -> Page:
         raise ValidationError("items must be a JSON array", field="items")
     tasks: list[Task] = [_structure_task(item, Task) for item in items]
     return Page(
-        items=tasks,  # type: ignore[arg-type]  # mypy reads the tuple converter as generic
+        items=tasks,
         total=_int(_require(data, "total"), "total"),
         limit=_int(_require(data, "limit"), "limit"),
         offset=_int(_require(data, "offset"), "offset"),

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The moderation endpoints through the ASGI app, against a real SQLite store."""
 
 from __future__ import annotations

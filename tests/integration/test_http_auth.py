@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """``authorize``: a caller scoped to group A can neither see nor change group B's posts."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The Python code in docs/http.md runs, and the apps it builds behave as the page says."""
 
 from __future__ import annotations

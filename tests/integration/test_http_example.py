@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """examples/http_app.py served by uvicorn on loopback: tokens, scopes and the SQLite file."""
 
 from __future__ import annotations

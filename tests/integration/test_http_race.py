@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """An edit through HTTP racing a claim by another store: exactly one of them wins, every time."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """Schemathesis against the app's own OpenAPI document: no 5xx, no response off its schema."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The JSON form of tasks, events and pages: camelCase keys, UTC instants with Z, enum values."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The HTTP adapter's pure helpers: history bounds, status filters, the merge of a partial edit."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The moderation endpoints as a drop-in FastAPI router (optional extra ``engagequeue[http]``).
 
 ``create_router(store, authorize=...)`` gives an ``APIRouter`` to mount in an existing

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """One error shape for every response: ``{"error": code, "message": text, ...}``.
 
 ``response_for`` turns any exception raised while handling a request into that shape.

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """Pure helpers of the HTTP adapter: query filters and the merge of a partial edit.
 
 No FastAPI, no I/O: each function takes plain values and returns core values, or raises

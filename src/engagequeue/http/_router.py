@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The moderation endpoints: a thin FastAPI shell around a ``TaskStore``."""
 
 from __future__ import annotations

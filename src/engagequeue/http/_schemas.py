@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001 - the project carries no per-file copyright header
 """The HTTP bodies, as pydantic models: requests are validated by them, responses documented.
 
 Responses are written by ``engagequeue._converters`` (the one JSON form of a task); the

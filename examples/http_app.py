@@ -18,6 +18,9 @@ Environment:
 The app is an "existing app" with routes of its own (``/health``); it mounts the router
 behind a bearer-token check (401 without a known token) and an ``authorize`` callback that
 scopes each token to its groups (403 for another group, 404 for another group's task).
+A ``Scheduler`` runs in the same process and "sends" due posts with ``ConsoleTransport``
+(it prints them); swap in ``engagequeue.transports.WahaTransport(...)`` to go live. Edits
+made through the API wake it at once, and a post it has claimed can no longer be edited.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 
-from engagequeue import SQLiteTaskStore
+from engagequeue import ConsoleTransport, Scheduler, SQLiteTaskStore
 from engagequeue.http import Action, create_router
 
 if TYPE_CHECKING:
@@ -73,7 +76,8 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     async with store:  # opens the SQLite file, closes it on shutdown
         for session_id, _group in set().union(*SCOPES.values()):
             await store.add_session(session_id)
-        yield
+        async with Scheduler(store, ConsoleTransport()):  # sends due posts in the background
+            yield
 
 
 app = FastAPI(title="Community bot", lifespan=lifespan)

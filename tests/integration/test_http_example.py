@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -105,6 +107,30 @@ async def test_the_example_app_serves_scoped_moderation_over_sqlite(served):
         listed = await http.get(f"/api/sessions/s1/groups/{GROUP_A}/engagement/history", headers=a)
         assert [t["content"] for t in listed.json()["items"]] == ["Hello again"]
         assert (await http.get("/openapi.json")).status_code == 200
+
+        # A post due now is sent by the app's Scheduler, and then can never change.
+        soon = (datetime.now(UTC) + timedelta(seconds=0.5)).isoformat()
+        due = await http.post(
+            f"/api/sessions/s1/groups/{GROUP_A}/engagement",
+            json={"mediaType": "text", "content": "Going out now", "scheduledAt": soon},
+            headers=a,
+        )
+        due_id = due.json()["id"]
+        status = "pending"
+        deadline = time.monotonic() + 20
+        while status != "completed" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            status = (await http.get(f"/api/moderation/engagement/{due_id}", headers=a)).json()[
+                "status"
+            ]
+        assert status == "completed"
+        late = await http.put(
+            f"/api/moderation/engagement/{due_id}", json={"content": "changed"}, headers=a
+        )
+        assert late.status_code == 409
+        assert late.json()["status"] == "completed"
+        trail = await http.get(f"/api/moderation/engagement/{due_id}/events", headers=a)
+        assert [e["kind"] for e in trail.json()] == ["created", "claimed", "completed"]
 
     async with SQLiteTaskStore(db) as store:
         assert (await store.get(task_id)).payload.content == "Hello again"

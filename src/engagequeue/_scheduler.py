@@ -154,7 +154,7 @@ class Scheduler:
         send_gap_jitter: float | timedelta = 0.0,
         max_lateness: float | timedelta | None = None,
         concurrency: int = 8,
-        send_timeout: float | timedelta = 60.0,
+        send_timeout: float | timedelta = 150.0,
         lease: timedelta | None = None,
         retry: RetryPolicy | None = None,
         worker_id: str | None = None,

@@ -77,7 +77,7 @@ def _seconds(value: object, field: str, *, allow_zero: bool = True) -> float:
 
 class _Phase(enum.Enum):
     WAITING = "waiting"  # claimed, waiting for the session's pacing slot
-    SENDING = "sending"  # inside transport.send
+    SENDING = "sending"  # inside transport.send, or writing its outcome
 
 
 class _Flight:
@@ -154,7 +154,7 @@ class Scheduler:
         send_gap_jitter: float | timedelta = 0.0,
         max_lateness: float | timedelta | None = None,
         concurrency: int = 8,
-        send_timeout: float | timedelta = 60.0,
+        send_timeout: float | timedelta = 150.0,
         lease: timedelta | None = None,
         retry: RetryPolicy | None = None,
         worker_id: str | None = None,
@@ -349,8 +349,11 @@ class Scheduler:
     async def session_disconnected(self, session_id: str) -> int:
         """The session dropped: stop claiming its tasks and return its in-flight ones to pending.
 
-        Cancels this scheduler's sends of the session, then marks it disconnected in the
-        store, which releases its processing tasks (with their ``attempts`` unchanged).
+        Stops this scheduler's posts of the session that are not sent yet and marks the
+        session disconnected in the store, which releases its processing tasks (with their
+        ``attempts`` unchanged) except the ones whose send is already under way: those
+        finish on their own, completed if the gateway took the post, released if not, so
+        a post that reached the gateway is not sent again.
         Returns how many tasks the store released.
         """
         return await self._disconnect(session_id, exclude=None)
@@ -495,20 +498,27 @@ class Scheduler:
                 await self._settle(flight, "release", flight.cancel_reason)
 
     async def _disconnect(self, session_id: str, exclude: _Flight | None) -> int:
-        victims = [
+        mine = [
             f
             for f in self._flights.values()
             if f.task.session_id == session_id and f is not exclude and f.runner is not None
         ]
-        for flight in victims:
+        # Posts not sent yet (waiting for their time or pacing slot) stop at once; the
+        # store releases them below.
+        waiting = [f for f in mine if f.phase is _Phase.WAITING]
+        for flight in waiting:
             flight.store_releases = True
             flight.cancel_reason = "session disconnected"
             if flight.runner is not None:
                 flight.runner.cancel()
-        released = await self.store.session_disconnected(session_id)
+        # A send already under way may have reached the gateway: it stays processing and
+        # finishes on its own (completed if the gateway took it, released if the session
+        # was gone), so a post that left is never released and sent again.
+        under_way = [f.task.id for f in mine if f.phase is _Phase.SENDING]
+        released = await self.store.session_disconnected(session_id, keep=under_way)
         self._dropped[session_id] = self._claims
-        if victims:
-            await asyncio.gather(*(f.runner for f in victims if f.runner), return_exceptions=True)
+        if waiting:
+            await asyncio.gather(*(f.runner for f in waiting if f.runner), return_exceptions=True)
         logger.warning(
             "session %s disconnected: %d task(s) back to pending until it reconnects",
             session_id,
@@ -540,7 +550,7 @@ class Scheduler:
             raise
         except SessionDisconnectedError as exc:
             logger.warning("task %s: session %s dropped: %s", task.id, task.session_id, exc)
-            flight.store_releases = True
+            flight.store_releases = True  # _disconnect's store call releases it
             self._probed.add(task.session_id)
             await self._disconnect(task.session_id, exclude=flight)
             return False

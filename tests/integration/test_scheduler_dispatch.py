@@ -452,17 +452,26 @@ async def test_a_store_error_while_finishing_is_logged_and_leaves_the_task_to_it
     assert await store.recover_expired() == 1
 
 
-async def test_disconnect_through_the_scheduler_cancels_sends_of_that_session(store, clock):
+async def test_disconnect_through_the_scheduler_lets_a_send_under_way_finish_once(store, clock):
+    """A send already under way may have reached the gateway: it is completed, never
+    released and sent again; the session's next post waits for the reconnect."""
     task = await store.schedule("bot", "g@g.us", text(1), T0)
-    other = await store.schedule("other", "g@g.us", text(2), T0)
+    later = await store.schedule("bot", "g@g.us", text(2), T0)
+    other = await store.schedule("other", "g@g.us", text(3), T0)
     transport = InMemoryTransport(delay=0.3)
     scheduler = Scheduler(store, transport, clock=clock)
     run = asyncio.create_task(scheduler.run_once())
     await asyncio.sleep(0.1)
     assert scheduler.in_flight == 2
-    assert await scheduler.session_disconnected("bot") == 1
-    assert await run == 1
-    assert [m.session_id for m in transport.sent] == ["other"]
-    back = await store.get(task.id)
-    assert (back.status, back.attempts) == (TaskStatus.PENDING, 0)
+    assert await scheduler.session_disconnected("bot") == 0
+    assert await run == 2
+    assert sorted(m.session_id for m in transport.sent) == ["bot", "other"]
+    done = await store.get(task.id)
+    assert (done.status, done.attempts) == (TaskStatus.COMPLETED, 1)
+    waiting = await store.get(later.id)
+    assert (waiting.status, waiting.attempts) == (TaskStatus.PENDING, 0)
     assert (await store.get(other.id)).status is TaskStatus.COMPLETED
+    assert await scheduler.run_once() == 0
+    await scheduler.session_connected("bot")
+    assert await scheduler.run_once() == 1
+    assert [m.payload for m in transport.sent_to("bot")] == [text(1), text(2)]

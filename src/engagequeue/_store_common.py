@@ -40,6 +40,7 @@ Clock = Callable[[], datetime]
 Durability = Literal["normal", "full"]
 OnExpired = Literal["retry", "fail"]
 MAX_HISTORY_LIMIT: Final = 500
+MAX_OFFSET: Final = 1_000_000_000
 MAX_CLAIM_LIMIT: Final = 10_000
 MAX_ERROR_LENGTH: Final = 4_000
 
@@ -235,8 +236,10 @@ def prepare_history(
         raise ValidationError(
             f"limit must be an integer from 1 to {MAX_HISTORY_LIMIT}, got {limit!r}", field="limit"
         )
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValidationError(f"offset must be an integer >= 0, got {offset!r}", field="offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(
+            f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}", field="offset"
+        )
     start_at = None if start is None else parse_instant(start, "start")
     end_at = None if end is None else parse_instant(end, "end")
     if start_at is not None and end_at is not None and end_at < start_at:

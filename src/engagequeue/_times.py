@@ -110,5 +110,5 @@ def from_micros(value: int) -> datetime:
 
 def isoformat(value: datetime) -> str:
     """Return an aware ``datetime`` as ISO 8601 UTC with ``Z`` (``2026-01-02T03:04:05.000006Z``)."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"

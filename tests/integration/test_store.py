@@ -698,3 +698,10 @@ async def test_disconnect_keeps_the_tasks_whose_send_is_under_way(store: TaskSto
     assert (await store.complete(sending.id)).status is TaskStatus.COMPLETED
     with pytest.raises(ValidationError):
         await store.session_disconnected("s1", keep="not-a-list")
+
+
+async def test_history_refuses_an_absurd_offset(store: TaskStore) -> None:
+    await _setup(store)
+    with pytest.raises(ValidationError) as info:
+        await store.history("s1", "g", offset=2**70)
+    assert info.value.field == "offset"

@@ -23,7 +23,16 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._models import GroupProfile, MediaType, Page, Payload, ProductLink, Task, TaskEvent, TaskStatus
+from ._models import (
+    GroupProfile,
+    MediaType,
+    Page,
+    Payload,
+    ProductLink,
+    Task,
+    TaskEvent,
+    TaskStatus,
+)
 from ._store_sqlite import SQLiteTaskStore
 
 if TYPE_CHECKING:

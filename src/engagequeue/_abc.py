@@ -127,7 +127,7 @@ class TaskStore(Protocol):
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None
     ) -> Task:
-        """Record a failed attempt: pending again at ``retry_at`` while attempts remain, else failed."""
+        """Record a failed attempt: pending at ``retry_at`` while attempts remain, else failed."""
 
     async def release(self, task_id: str, reason: str) -> Task:
         """Return a processing task to pending without counting an attempt."""
@@ -163,15 +163,12 @@ class SendReceipt:
     raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
-class SessionStatus(str, enum.Enum):
+class SessionStatus(enum.StrEnum):
     """A WhatsApp session's state as a gateway reports it."""
 
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @runtime_checkable

@@ -46,7 +46,7 @@ _MAX_FILENAME_LENGTH: Final = 255
 _MIMETYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*(\s*;.*)?$")
 
 
-class MediaType(str, enum.Enum):
+class MediaType(enum.StrEnum):
     """What a post carries. Always explicit, so no ambiguous payload reaches WhatsApp."""
 
     TEXT = "text"
@@ -54,11 +54,8 @@ class MediaType(str, enum.Enum):
     VIDEO = "video"
     AUDIO = "audio"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     """Where a task is in its life (see ``engagequeue._state`` for the moves)."""
 
     PENDING = "pending"
@@ -66,9 +63,6 @@ class TaskStatus(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _media_type(value: object) -> MediaType:
@@ -86,7 +80,7 @@ def _media_type(value: object) -> MediaType:
 
 
 def check_url(value: object, field: str) -> str:
-    """Return ``value`` if it is an absolute http(s) URL fit to send, else raise ``ValidationError``.
+    """Return ``value`` if it is an absolute http(s) URL fit to send; else ``ValidationError``.
 
     Refused: other schemes (``file:``, ``data:``, ``javascript:``...), relative URLs, URLs
     with credentials in them, whitespace or control characters, and URLs over 2,048 characters.
@@ -105,7 +99,9 @@ def check_url(value: object, field: str) -> str:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise ValidationError(f"{field} is not a valid URL: {value!r} ({exc})", field=field) from exc
+        raise ValidationError(
+            f"{field} is not a valid URL: {value!r} ({exc})", field=field
+        ) from exc
     if parts.scheme.lower() not in {"http", "https"}:
         raise ValidationError(
             f"{field} must be an absolute http or https URL; got scheme {parts.scheme or 'none'!r}",
@@ -297,11 +293,15 @@ class TaskEvent:
     id: int | None = None
 
 
+def _tasks(items: Iterable[Task]) -> tuple[Task, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class Page:
     """One page of a history query: ``items`` from ``offset``, of ``total`` matches."""
 
-    items: Sequence[Task] = attrs.field(converter=tuple)
+    items: Sequence[Task] = attrs.field(converter=_tasks)
     total: int
     limit: int
     offset: int

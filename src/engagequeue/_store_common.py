@@ -5,6 +5,7 @@ Pure functions and a small mixin; no database code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -57,7 +58,7 @@ def check_durability(value: object) -> Durability:
         raise ValidationError(
             f"durability must be 'normal' or 'full', got {value!r}", field="durability"
         )
-    return value  # type: ignore[return-value]
+    return "full" if value == "full" else "normal"
 
 
 def check_on_expired(value: object) -> OnExpired:
@@ -66,12 +67,12 @@ def check_on_expired(value: object) -> OnExpired:
         raise ValidationError(
             f"on_expired must be 'retry' or 'fail', got {value!r}", field="on_expired"
         )
-    return value  # type: ignore[return-value]
+    return "fail" if value == "fail" else "retry"
 
 
 def check_max_attempts(value: object) -> int:
     """Validate ``max_attempts``: an int from 1 to 100."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:  # noqa: PLR2004
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:  # noqa: PLR2004 - documented range
         raise ValidationError(
             f"max_attempts must be an integer from 1 to 100, got {value!r}", field="max_attempts"
         )
@@ -156,7 +157,9 @@ def prepare_many(items: Iterable[object], max_attempts: object) -> list[NewTask]
     return prepared
 
 
-def prepare_claim(limit: object, lease: object, worker_id: object) -> tuple[int, timedelta, str | None]:
+def prepare_claim(
+    limit: object, lease: object, worker_id: object
+) -> tuple[int, timedelta, str | None]:
     """Validate ``claim_due``'s options."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_LIMIT:
         raise ValidationError(
@@ -183,8 +186,10 @@ class HistoryQuery:
 
 
 def _status(value: object) -> TaskStatus:
+    if isinstance(value, TaskStatus):
+        return value
     try:
-        return TaskStatus(value.strip().lower() if isinstance(value, str) else value)
+        return TaskStatus(str(value).strip().lower())
     except ValueError:
         allowed = ", ".join(s.value for s in TaskStatus)
         raise ValidationError(
@@ -200,8 +205,6 @@ def parse_statuses(
         return None
     if isinstance(status, str):
         return (_status(status),)
-    if not isinstance(status, Iterable):
-        return (_status(status),)
     statuses = tuple(dict.fromkeys(_status(s) for s in status))
     if not statuses:
         raise ValidationError("status must name at least one status", field="status")
@@ -213,7 +216,7 @@ def prepare_history(
     group_id: object,
     start: object,
     end: object,
-    status: Any,
+    status: TaskStatus | str | Collection[TaskStatus | str] | None,
     limit: object,
     offset: object,
 ) -> HistoryQuery:
@@ -271,15 +274,13 @@ class WakeupMixin:
     _wakeups: list[Callable[[], None]]
 
     def add_wakeup(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after each schedule, edit or session reconnect made through this store."""
+        """Call ``callback`` after each schedule, edit or reconnect made through this store."""
         self._wakeups.append(callback)
 
     def remove_wakeup(self, callback: Callable[[], None]) -> None:
         """Stop calling ``callback``; no error if it was never added."""
-        try:
+        with contextlib.suppress(ValueError):
             self._wakeups.remove(callback)
-        except ValueError:
-            pass
 
     def _wake(self) -> None:
         for callback in tuple(self._wakeups):

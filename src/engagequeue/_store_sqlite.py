@@ -113,9 +113,8 @@ _COLUMNS: Final = (
 )
 _MEDIA: Final = {m.value: m for m in MediaType}
 _STATUS: Final = {s.value: s for s in TaskStatus}
-_PENDING, _PROCESSING = TaskStatus.PENDING.value, TaskStatus.PROCESSING.value
 
-_CLAIM_SQL: Final = f"""
+_CLAIM_SQL: Final = """
     SELECT t.id FROM eq_tasks AS t
     WHERE t.status = 'pending' AND t.scheduled_at <= :now
       AND EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
@@ -124,14 +123,15 @@ _CLAIM_SQL: Final = f"""
           WHERE b.session_id = t.session_id AND b.group_id = t.group_id
             AND b.status = 'processing')
       AND NOT EXISTS (
-          SELECT 1 FROM eq_tasks AS e
+          -- The group's head only: no older pending task in the same group. INDEXED BY
+          -- keeps the planner off the history index, which would walk finished rows too.
+          SELECT 1 FROM eq_tasks AS e INDEXED BY eq_tasks_group_pending
           WHERE e.session_id = t.session_id AND e.group_id = t.group_id
             AND e.status = 'pending'
-            AND (e.scheduled_at < t.scheduled_at
-                 OR (e.scheduled_at = t.scheduled_at AND e.id < t.id)))
+            AND (e.scheduled_at, e.id) < (t.scheduled_at, t.id))
     ORDER BY t.scheduled_at, t.id
     LIMIT :limit
-"""  # noqa: S608 - constant
+"""
 
 
 _encode: Final = json.JSONEncoder(default=str).encode
@@ -387,6 +387,9 @@ class SQLiteTaskStore(WakeupMixin):
             )
         return await worker.submit(fn, args)
 
+    async def _transact(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await self._call(self._write, fn)
+
     def _db(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is None:
@@ -482,7 +485,7 @@ class SQLiteTaskStore(WakeupMixin):
                 (session_id, now, now),
             )
 
-        await self._call(self._write, run)
+        await self._transact(run)
 
     async def session_connected(self, session_id: str) -> None:
         """Mark the session connected and wake the schedulers using this store."""
@@ -496,7 +499,7 @@ class SQLiteTaskStore(WakeupMixin):
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
 
-        await self._call(self._write, run)
+        await self._transact(run)
         self._wake()
 
     async def session_disconnected(self, session_id: str) -> int:
@@ -527,7 +530,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, events)
             return events
 
-        events = await self._call(self._write, run)
+        events = await self._transact(run)
         self._log(events)
         return len(events)
 
@@ -539,7 +542,7 @@ class SQLiteTaskStore(WakeupMixin):
             if conn.execute("DELETE FROM eq_sessions WHERE id = ?", (session_id,)).rowcount == 0:
                 raise SessionNotFound(session_id)
 
-        await self._call(self._write, run)
+        await self._transact(run)
 
     # -- scheduling and editing -----------------------------------------------------------
 
@@ -616,7 +619,7 @@ class SQLiteTaskStore(WakeupMixin):
         """
         prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
         extra = check_detail(detail)
-        tasks = await self._call(self._write, lambda c: self._insert_tasks(c, [prepared], extra))
+        tasks = await self._transact(lambda c: self._insert_tasks(c, [prepared], extra))
         task = tasks[0]
         log_event("created", task.id, session_id, group_id, "pending", extra)
         self._wake()
@@ -632,7 +635,7 @@ class SQLiteTaskStore(WakeupMixin):
         prepared = prepare_many(items, max_attempts)
         if not prepared:
             return []
-        tasks = await self._call(self._write, lambda c: self._insert_tasks(c, prepared, {}))
+        tasks = await self._transact(lambda c: self._insert_tasks(c, prepared, {}))
         for t in tasks:
             log_event("created", t.id, t.session_id, t.group_id, "pending", {})
         self._wake()
@@ -688,7 +691,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [_Event(task, "edited", detail)])
             return task
 
-        task = await self._call(self._write, run)
+        task = await self._transact(run)
         self._log([_Event(task, "edited", detail)])
         self._wake()
         return task
@@ -705,7 +708,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [_Event(task, "cancelled", {})])
             return task
 
-        task = await self._call(self._write, run)
+        task = await self._transact(run)
         self._log([_Event(task, "cancelled", {})])
         return task
 
@@ -742,7 +745,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, stamp, events)
             return events
 
-        events = await self._call(self._write, run)
+        events = await self._transact(run)
         self._log(events)
         return [e.task for e in events]
 
@@ -765,7 +768,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [_Event(task, "completed", message_detail(message_id))])
             return task
 
-        task = await self._call(self._write, run)
+        task = await self._transact(run)
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 
@@ -798,7 +801,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [event])
             return event
 
-        event = await self._call(self._write, run)
+        event = await self._transact(run)
         self._log([event])
         return event.task
 
@@ -820,7 +823,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [event])
             return event
 
-        event = await self._call(self._write, run)
+        event = await self._transact(run)
         self._log([event])
         return event.task
 
@@ -845,13 +848,11 @@ class SQLiteTaskStore(WakeupMixin):
                 f"WHERE status = 'processing' AND lease_expires_at <= ? RETURNING {_COLUMNS}",
                 (give_up, stamp, at),
             ).fetchall()
-            events = [
-                _Event(t, "expired", {"to": t.status.value}) for t in map(_row_to_task, rows)
-            ]
+            events = [_Event(t, "expired", {"to": t.status.value}) for t in map(_row_to_task, rows)]
             self._insert_events(conn, stamp, events)
             return events
 
-        events = await self._call(self._write, run)
+        events = await self._transact(run)
         self._log(events)
         return len(events)
 
@@ -859,11 +860,15 @@ class SQLiteTaskStore(WakeupMixin):
         """The earliest ``scheduled_at`` among pending tasks of connected sessions."""
 
         def run() -> datetime | None:
-            row = self._db().execute(
-                "SELECT min(t.scheduled_at) FROM eq_tasks AS t "
-                "JOIN eq_sessions AS s ON s.id = t.session_id "
-                "WHERE t.status = 'pending' AND s.connected = 1"
-            ).fetchone()
+            row = (
+                self._db()
+                .execute(
+                    "SELECT min(t.scheduled_at) FROM eq_tasks AS t "
+                    "JOIN eq_sessions AS s ON s.id = t.session_id "
+                    "WHERE t.status = 'pending' AND s.connected = 1"
+                )
+                .fetchone()
+            )
             return None if row is None or row[0] is None else from_micros(row[0])
 
         return await self._call(run)
@@ -928,7 +933,8 @@ class SQLiteTaskStore(WakeupMixin):
             conn = self._db()
             conn.execute("BEGIN")
             try:
-                if conn.execute("SELECT 1 FROM eq_tasks WHERE id = ?", (task_id,)).fetchone() is None:
+                found = conn.execute("SELECT 1 FROM eq_tasks WHERE id = ?", (task_id,))
+                if found.fetchone() is None:
                     raise TaskNotFound(task_id)
                 rows = conn.execute(
                     "SELECT seq, task_id, at, kind, detail FROM eq_task_events "
@@ -950,4 +956,3 @@ class SQLiteTaskStore(WakeupMixin):
             ]
 
         return await self._call(run)
-

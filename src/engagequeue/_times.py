@@ -56,12 +56,13 @@ def _parse_string(text: str, field: str) -> datetime:
             f"{field} must be an ISO 8601 date and time with an offset or Z, got {text!r}",
             field=field,
         )
+    not_iso = f"{field} is not an ISO 8601 date and time: {text!r}"
     try:
-        parsed = pendulum.parse(stripped, tz=None, strict=True)
+        parsed: object = pendulum.parse(stripped, tz=None, strict=True)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ValidationError(f"{field} is not an ISO 8601 date and time: {text!r}", field=field) from exc
+        raise ValidationError(not_iso, field=field) from exc
     if not isinstance(parsed, datetime):
-        raise ValidationError(f"{field} is not an ISO 8601 date and time: {text!r}", field=field)
+        raise ValidationError(not_iso, field=field)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValidationError(
             f"{field} has no UTC offset: {text!r}; add Z or an offset such as +02:00",

@@ -90,6 +90,16 @@ def check_payload(value: object, field: str = "payload") -> Payload:
     return value
 
 
+def check_keep(value: object) -> tuple[str, ...]:
+    """Validate ``session_disconnected``'s ``keep``: a collection of task ids."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValidationError("keep must be a collection of task ids", field="keep")
+    ids = tuple(dict.fromkeys(value))
+    if not all(isinstance(i, str) for i in ids):
+        raise ValidationError("keep must hold task id strings", field="keep")
+    return ids
+
+
 def check_error(value: object) -> str:
     """Validate a failure reason; long ones are cut to 4,000 characters."""
     if not isinstance(value, str) or not value.strip():

@@ -30,6 +30,7 @@ from ._store_common import (
     check_detail,
     check_durability,
     check_error,
+    check_keep,
     check_on_expired,
     check_payload,
     default_clock,
@@ -502,12 +503,15 @@ class SQLiteTaskStore(WakeupMixin):
         await self._transact(run)
         self._wake()
 
-    async def session_disconnected(self, session_id: str) -> int:
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Mark the session disconnected; its processing tasks go back to pending.
 
-        Returns how many tasks were released. Their ``attempts`` are unchanged.
+        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (sends already under way) stay processing for their worker
+        to complete, fail or release.
         """
         check_identifier(session_id, "session_id")
+        kept = check_keep(keep)
 
         def run(conn: sqlite3.Connection) -> list[_Event]:
             now = self._now()
@@ -517,11 +521,12 @@ class SQLiteTaskStore(WakeupMixin):
             )
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
+            spared = f" AND id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
             rows = conn.execute(
                 "UPDATE eq_tasks SET status = 'pending', worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = ? "
-                f"WHERE session_id = ? AND status = 'processing' RETURNING {_COLUMNS}",
-                (now, session_id),
+                f"WHERE session_id = ? AND status = 'processing'{spared} RETURNING {_COLUMNS}",
+                (now, session_id, *kept),
             ).fetchall()
             events = [
                 _Event(_row_to_task(r), "released", {"reason": "session disconnected"})

@@ -685,3 +685,16 @@ async def test_every_returned_datetime_is_utc_even_for_far_offsets(store: TaskSt
     assert task.scheduled_at == T0
     assert task.scheduled_at.tzinfo is UTC
     assert (await store.get(task.id)).scheduled_at.tzinfo is UTC
+
+
+async def test_disconnect_keeps_the_tasks_whose_send_is_under_way(store: TaskStore) -> None:
+    await _setup(store)
+    sending = await store.schedule("s1", "g1", Payload.text("a"), T0)
+    waiting = await store.schedule("s1", "g2", Payload.text("b"), T0)
+    await store.claim_due(now=T0, limit=2)
+    assert await store.session_disconnected("s1", keep=[sending.id]) == 1
+    assert (await store.get(sending.id)).status is TaskStatus.PROCESSING
+    assert (await store.get(waiting.id)).status is TaskStatus.PENDING
+    assert (await store.complete(sending.id)).status is TaskStatus.COMPLETED
+    with pytest.raises(ValidationError):
+        await store.session_disconnected("s1", keep="not-a-list")

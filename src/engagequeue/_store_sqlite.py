@@ -9,11 +9,13 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from os import PathLike
 from types import MappingProxyType
@@ -133,6 +135,22 @@ _CLAIM_SQL: Final = """
 """
 
 
+_encode: Final = json.JSONEncoder(default=str).encode
+"""``json.dumps(value, default=str)``, without building an encoder per call."""
+
+
+def _dumps(detail: Mapping[str, Any]) -> str:
+    return _encode(detail) if detail else "{}"
+
+
+def _created_detail(task: Task, extra: Mapping[str, Any]) -> str:
+    """The JSON detail of a ``created`` event."""
+    media_type, at = task.payload.media_type.value, isoformat(task.scheduled_at)
+    if not extra:  # plain ASCII values: exactly what the encoder would write
+        return f'{{"media_type": "{media_type}", "scheduled_at": "{at}"}}'
+    return _encode({"media_type": media_type, "scheduled_at": at, **extra})
+
+
 def _row_to_task(row: Sequence[Any]) -> Task:
     payload = unchecked(
         Payload,
@@ -161,6 +179,59 @@ def _row_to_task(row: Sequence[Any]) -> Task:
         message_id=row[17],
     )
     return task
+
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:  # noqa: ANN401
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Worker:
+    """The one thread that runs a store's sqlite3 calls, in submission order.
+
+    Lighter than ``loop.run_in_executor`` on a ``ThreadPoolExecutor`` (no
+    ``concurrent.futures.Future`` to chain): a call is one queue put, and its result one
+    ``call_soon_threadsafe``. A call whose awaiting coroutine was cancelled before it
+    started is skipped, as an executor would.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="engagequeue-sqlite", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put((loop, future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread finish the calls already queued, then end it."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, future, fn, args = item
+            if future.cancelled():
+                continue
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_deliver, future, result, error)
+            del item, future, result, error
 
 
 class _Event:
@@ -206,7 +277,7 @@ class SQLiteTaskStore(WakeupMixin):
         self._clock: Clock = clock or default_clock
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._wakeups = []
         self._open_lock = threading.Lock()
 
@@ -217,24 +288,25 @@ class SQLiteTaskStore(WakeupMixin):
 
     async def open(self) -> None:
         """Open the file, creating or migrating its schema. Idempotent."""
-        if self._executor is not None:
+        if self._worker is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engagequeue-sqlite")
+        worker = self._worker = _Worker()
         try:
             await self._call(self._open_sync)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            self._worker = None
+            worker.stop()
             raise
 
     async def close(self) -> None:
         """Close the file. Idempotent."""
-        executor, self._executor = self._executor, None
-        if executor is None:
+        worker, self._worker = self._worker, None
+        if worker is None:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(executor, self._close_sync)
-        executor.shutdown(wait=True)
+        try:
+            await worker.submit(self._close_sync, ())
+        finally:
+            worker.stop()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -309,13 +381,12 @@ class SQLiteTaskStore(WakeupMixin):
     # -- plumbing -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:  # noqa: ANN401
-        executor = self._executor
-        if executor is None:
+        worker = self._worker
+        if worker is None:
             raise EngageQueueError(
                 "the store is not open; use 'async with store:' or 'await store.open()'"
             )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, fn, *args)
+        return await worker.submit(fn, args)
 
     async def _transact(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         return await self._call(self._write, fn)
@@ -338,14 +409,25 @@ class SQLiteTaskStore(WakeupMixin):
         return result
 
     def _now(self) -> int:
+        if self._clock is default_clock:
+            return time.time_ns() // 1000  # the same instant, without building a datetime
         return to_micros(parse_instant(self._clock(), "clock()"))
 
     @staticmethod
-    def _insert_events(conn: sqlite3.Connection, at: int, events: Iterable[_Event]) -> None:
-        conn.executemany(
-            "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-            [(e.task.id, at, e.kind, json.dumps(e.detail, default=str)) for e in events],
-        )
+    def _insert_events(conn: sqlite3.Connection, at: int, events: Sequence[_Event]) -> None:
+        sql = "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)"
+        if len(events) == 1:
+            e = events[0]
+            conn.execute(sql, (e.task.id, at, e.kind, _dumps(e.detail)))
+            return
+        encoded: dict[int, str] = {}  # a batch's events often share one detail mapping
+        rows = []
+        for e in events:
+            text = encoded.get(id(e.detail))
+            if text is None:
+                text = encoded[id(e.detail)] = _dumps(e.detail)
+            rows.append((e.task.id, at, e.kind, text))
+        conn.executemany(sql, rows)
 
     @staticmethod
     def _log(events: Iterable[_Event]) -> None:
@@ -522,21 +604,7 @@ class SQLiteTaskStore(WakeupMixin):
         ]
         conn.executemany(
             "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, 'created', ?)",
-            [
-                (
-                    t.id,
-                    now,
-                    json.dumps(
-                        {
-                            "media_type": t.payload.media_type.value,
-                            "scheduled_at": isoformat(t.scheduled_at),
-                            **detail,
-                        },
-                        default=str,
-                    ),
-                )
-                for t in tasks
-            ],
+            [(t.id, now, _created_detail(t, detail)) for t in tasks],
         )
         return tasks
 

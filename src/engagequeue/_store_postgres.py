@@ -32,7 +32,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
@@ -155,6 +156,10 @@ _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SYNC_LEVELS: Final = ("off", "local", "remote_write", "on", "remote_apply")
 _DURABILITY_FLOOR: Final = {"normal": "local", "full": "on"}
 # Advisory lock classes (first key of the two-int form); the second key is the schema's.
+# Retry waits: 50 ms doubling up to 1 s, plus jitter so reconnecting clients spread out.
+_WAIT: Final = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
+# Steps the due-order claim walk takes before switching to the per-group walk.
+_CLAIM_WALK: Final = 256
 _CLAIM_LOCK_CLASS: Final = 0x6551_0001  # "eQ" + 1
 _MIGRATE_LOCK_CLASS: Final = 0x6551_0002
 
@@ -417,7 +422,7 @@ class PostgresTaskStore(WakeupMixin):
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_delay(within),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=_WAIT,
             reraise=True,
         )
         try:
@@ -483,7 +488,7 @@ class PostgresTaskStore(WakeupMixin):
         return AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_delay(self._retry_timeout),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=_WAIT,
             reraise=True,
             before_sleep=self._log_retry,
         )
@@ -722,31 +727,21 @@ class PostgresTaskStore(WakeupMixin):
         ]
         cursor = await conn.execute(
             f"""
-            WITH new AS (
-                INSERT INTO {s}.tasks (id, session_id, group_id, media_type, content,
-                    media_url, mimetype, filename, scheduled_at, status, attempts,
-                    max_attempts, created_at, updated_at)
-                SELECT n.id, n.session_id, n.group_id, n.media_type, n.content, n.media_url,
-                    n.mimetype, n.filename, n.scheduled_at, 'pending', 0, n.max_attempts,
-                    %(now)s, %(now)s
-                FROM unnest(%(ids)s::text[], %(sessions)s::text[], %(groups)s::text[],
-                    %(media)s::text[], %(content)s::text[], %(urls)s::text[],
-                    %(mimetypes)s::text[], %(filenames)s::text[], %(times)s::timestamptz[],
-                    %(max)s::integer[])
-                    WITH ORDINALITY AS n(id, session_id, group_id, media_type, content,
-                    media_url, mimetype, filename, scheduled_at, max_attempts, ord)
-                ORDER BY n.ord
-                ON CONFLICT (id) DO NOTHING
-                RETURNING id
-            ), logged AS (
-                INSERT INTO {s}.task_events (task_id, at, kind, detail)
-                SELECT e.id, %(now)s, 'created', e.detail
-                FROM unnest(%(ids)s::text[], %(details)s::text[]) WITH ORDINALITY
-                    AS e(id, detail, ord)
-                WHERE e.id IN (SELECT id FROM new)
-                ORDER BY e.ord
-            )
-            SELECT count(*) FROM new
+            INSERT INTO {s}.tasks (id, session_id, group_id, media_type, content, media_url,
+                mimetype, filename, scheduled_at, status, attempts, max_attempts,
+                created_at, updated_at)
+            SELECT n.id, n.session_id, n.group_id, n.media_type, n.content, n.media_url,
+                n.mimetype, n.filename, n.scheduled_at, 'pending', 0, n.max_attempts,
+                %(now)s, %(now)s
+            FROM unnest(%(ids)s::text[], %(sessions)s::text[], %(groups)s::text[],
+                %(media)s::text[], %(content)s::text[], %(urls)s::text[],
+                %(mimetypes)s::text[], %(filenames)s::text[], %(times)s::timestamptz[],
+                %(max)s::integer[])
+                WITH ORDINALITY AS n(id, session_id, group_id, media_type, content,
+                media_url, mimetype, filename, scheduled_at, max_attempts, ord)
+            ORDER BY n.ord
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
             """,
             {
                 "now": now,
@@ -760,11 +755,19 @@ class PostgresTaskStore(WakeupMixin):
                 "filenames": [p.payload.filename for p in prepared],
                 "times": [p.scheduled_at for p in prepared],
                 "max": [p.max_attempts for p in prepared],
-                "details": details,
             },
         )
-        row = await cursor.fetchone()
-        if row is None or row[0] != len(prepared):
+        inserted = {r[0] for r in await cursor.fetchall()}
+        if inserted:
+            keep = [n for n, p in enumerate(prepared) if p.id in inserted]
+            await conn.execute(
+                f"INSERT INTO {s}.task_events (task_id, at, kind, detail) "
+                "SELECT e.id, %s, 'created', e.detail "
+                "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS e(id, detail, ord) "
+                "ORDER BY e.ord",
+                (now, [ids[n] for n in keep], [details[n] for n in keep]),
+            )
+        if len(inserted) != len(prepared):
             # An earlier try committed these very ids: return what it stored.
             cursor = await conn.execute(
                 f"SELECT {_COLUMNS} FROM {s}.tasks WHERE id = ANY(%s::text[])", (ids,)
@@ -926,33 +929,80 @@ class PostgresTaskStore(WakeupMixin):
 
     # -- claiming and finishing -----------------------------------------------------------
 
-    def _build_claim_sql(self) -> str:
+    def _build_claim_sql(self) -> tuple[str, str, str]:
+        """The claim's three statements: walk by due time, walk by group, take.
+
+        Both walks are recursive CTEs that step through an index one probe at a time
+        (a recursive CTE is evaluated only as far as it is read), and check each
+        candidate with scalar sub-selects (one index probe each), so no step depends on
+        planner statistics and a freshly filled table claims as fast as an analysed one.
+        A candidate is claimable when it is its group's head (oldest pending task), of a
+        connected session, with nothing of its group in flight.
+
+        1. ``by_time`` walks pending due tasks in (scheduled_at, id) order and keeps the
+           claimable ones: cheap while due tasks are mostly heads, but a backlog in busy
+           groups would make it walk the whole backlog, so it stops after ``cap`` steps.
+        2. ``by_group`` (only when the first walk hit its cap) visits each group's head
+           once, a loose index scan over (session_id, group_id), and sorts the claimable
+           ones by (scheduled_at, id): bounded by the number of groups, whatever the
+           backlog.
+        3. ``take`` moves the chosen ids to processing and records their events.
+        """
         s = self._s
-        return f"""
-            WITH picked AS (
-                SELECT t.id FROM {s}.tasks AS t
-                WHERE t.status = 'pending' AND t.scheduled_at <= %(now)s
-                  AND EXISTS (
-                      SELECT 1 FROM {s}.sessions AS s
-                      WHERE s.id = t.session_id AND s.connected)
-                  AND NOT EXISTS (
-                      SELECT 1 FROM {s}.tasks AS b
-                      WHERE b.session_id = t.session_id AND b.group_id = t.group_id
-                        AND b.status = 'processing')
-                  AND NOT EXISTS (
-                      SELECT 1 FROM {s}.tasks AS e
-                      WHERE e.session_id = t.session_id AND e.group_id = t.group_id
-                        AND e.status = 'pending'
-                        AND (e.scheduled_at, e.id) < (t.scheduled_at, t.id))
-                ORDER BY t.scheduled_at, t.id
-                LIMIT %(limit)s
-            ), claimed AS (
+        claimable = f"""
+            (SELECT s.connected FROM {s}.sessions AS s WHERE s.id = w.session_id)
+            AND w.id = (
+                SELECT e.id FROM {s}.tasks AS e
+                WHERE e.session_id = w.session_id AND e.group_id = w.group_id
+                  AND e.status = 'pending'
+                ORDER BY e.scheduled_at, e.id LIMIT 1)
+            AND (
+                SELECT b.id FROM {s}.tasks AS b
+                WHERE b.session_id = w.session_id AND b.group_id = w.group_id
+                  AND b.status = 'processing') IS NULL"""
+        due = f"""
+            SELECT t.scheduled_at, t.id, t.session_id, t.group_id FROM {s}.tasks AS t
+            WHERE t.status = 'pending' AND t.scheduled_at <= %(now)s"""
+        by_time = f"""
+            WITH RECURSIVE walk AS (
+                SELECT f.*, 1 AS step FROM ({due} ORDER BY t.scheduled_at, t.id LIMIT 1) AS f
+                UNION ALL
+                SELECT n.*, w.step + 1 FROM walk AS w CROSS JOIN LATERAL ({due}
+                    AND (t.scheduled_at, t.id) > (w.scheduled_at, w.id)
+                    ORDER BY t.scheduled_at, t.id LIMIT 1) AS n
+                WHERE w.step < %(cap)s
+            )
+            SELECT w.id, w.step, {claimable} FROM walk AS w
+            WHERE w.step = %(cap)s OR ({claimable})
+            LIMIT %(limit)s + 1
+        """
+        head = f"""
+            SELECT t.session_id, t.group_id, t.scheduled_at, t.id FROM {s}.tasks AS t
+            WHERE t.status = 'pending'"""
+        by_group = f"""
+            WITH RECURSIVE w AS (
+                ({head} ORDER BY t.session_id, t.group_id, t.scheduled_at, t.id LIMIT 1)
+                UNION ALL
+                SELECT n.* FROM w AS h CROSS JOIN LATERAL ({head}
+                    AND (t.session_id, t.group_id) > (h.session_id, h.group_id)
+                    ORDER BY t.session_id, t.group_id, t.scheduled_at, t.id LIMIT 1) AS n
+            )
+            SELECT w.id FROM w
+            WHERE w.scheduled_at <= %(now)s AND {claimable}
+            ORDER BY w.scheduled_at, w.id
+            LIMIT %(limit)s
+        """
+        returning = ", ".join("t." + c for c in _COLUMNS.split(", "))
+        take = f"""
+            WITH claimed AS (
                 UPDATE {s}.tasks AS t
                 SET status = 'processing', worker_id = %(worker)s,
                     lease_expires_at = %(expires)s, updated_at = %(stamp)s
-                FROM picked
-                WHERE t.id = picked.id AND t.status = 'pending'
-                RETURNING {", ".join("t." + c for c in _COLUMNS.split(", "))}
+                WHERE t.id = ANY(%(ids)s::text[])
+                  -- Written as a sub-select so that the planner looks the rows up by
+                  -- primary key instead of scanning a partial index on status.
+                  AND t.status = (SELECT 'pending'::text)
+                RETURNING {returning}
             ), logged AS (
                 INSERT INTO {s}.task_events (task_id, at, kind, detail)
                 SELECT c.id, %(stamp)s, 'claimed', %(detail)s
@@ -960,6 +1010,19 @@ class PostgresTaskStore(WakeupMixin):
             )
             SELECT * FROM claimed ORDER BY scheduled_at, id
         """
+        return by_time, by_group, take
+
+    async def _pick(self, conn: Connection, at: datetime, limit: int) -> list[str]:
+        """The ids of the first ``limit`` claimable tasks, by (scheduled_at, id)."""
+        by_time, by_group, _ = self._claim_sql
+        cap = _CLAIM_WALK + limit
+        cursor = await conn.execute(by_time, {"now": at, "limit": limit, "cap": cap})
+        rows = await cursor.fetchall()
+        ids = [r[0] for r in rows if r[2]][:limit]
+        if len(ids) == limit or not any(r[1] == cap for r in rows):
+            return ids
+        cursor = await conn.execute(by_group, {"now": at, "limit": limit})
+        return [r[0] for r in await cursor.fetchall()]
 
     async def claim_due(
         self,
@@ -981,12 +1044,14 @@ class PostgresTaskStore(WakeupMixin):
         detail = {"worker_id": worker_id, "lease_expires_at": isoformat(expires)}
 
         async def run(conn: Connection) -> list[_Event]:
+            ids = await self._pick(conn, at, limit)
+            if not ids:
+                return []
             stamp = self._now()
             cursor = await conn.execute(
-                self._claim_sql,
+                self._claim_sql[2],
                 {
-                    "now": at,
-                    "limit": limit,
+                    "ids": ids,
                     "worker": worker_id,
                     "expires": expires,
                     "stamp": stamp,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engagequeue import SQLiteTaskStore, TaskStore
 
-POSTGRES_DSN = os.environ.get(
-    "ENGAGEQUEUE_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_DSN = os.environ.get("ENGAGEQUEUE_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+StoreFactory = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
@@ -28,18 +29,37 @@ def db_path(tmp_path: Path) -> Path:
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
     ]
 )
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    """An open, empty store of each backend: a real SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        async with SQLiteTaskStore(tmp_path / "store.sqlite3") as sqlite_store:
-            yield sqlite_store
-        return
-    from engagequeue import PostgresTaskStore
+async def store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreFactory]:
+    """Open stores of one backend with given options; all share one database and are closed after.
 
+    SQLite: one real file under tmp_path. PostgreSQL: one fresh schema, dropped afterwards.
+    """
+    opened: list[Any] = []
     schema = f"eq_test_{uuid.uuid4().hex[:12]}"
-    pg_store = PostgresTaskStore(POSTGRES_DSN, schema=schema)
-    async with pg_store:
-        try:
-            yield pg_store
-        finally:
-            await pg_store.drop_schema()
+
+    async def factory(**options: Any) -> Any:
+        if request.param == "sqlite":
+            new: Any = SQLiteTaskStore(tmp_path / "store.sqlite3", **options)
+        else:
+            from engagequeue import PostgresTaskStore
+
+            new = PostgresTaskStore(POSTGRES_DSN, schema=schema, **options)
+        await new.open()
+        opened.append(new)
+        return new
+
+    factory.backend = request.param  # type: ignore[attr-defined]
+    yield factory
+    for opened_store in reversed(opened):
+        if request.param == "postgres" and opened_store is opened[0]:
+            await opened_store.drop_schema()
+        await opened_store.close()
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> TaskStore:
+    """An open, empty store of each backend."""
+    opened: TaskStore = await store_factory()
+    return opened

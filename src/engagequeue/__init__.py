@@ -23,16 +23,30 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._models import GroupProfile, MediaType, Page, Payload, ProductLink, Task, TaskEvent, TaskStatus
+from ._models import (
+    GroupProfile,
+    MediaType,
+    Page,
+    Payload,
+    ProductLink,
+    Task,
+    TaskEvent,
+    TaskStatus,
+)
+from ._retry import RetryPolicy, is_testing, set_testing
+from ._scheduler import Scheduler
 from ._store_sqlite import SQLiteTaskStore
+from ._transport_memory import ConsoleTransport, InMemoryTransport, SentMessage
 
 if TYPE_CHECKING:
     from ._store_postgres import PostgresTaskStore
 
 __all__ = [
     "CompositionError",
+    "ConsoleTransport",
     "EngageQueueError",
     "GroupProfile",
+    "InMemoryTransport",
     "MediaType",
     "MessageTransport",
     "Page",
@@ -40,9 +54,12 @@ __all__ = [
     "PermanentTransportError",
     "PostgresTaskStore",
     "ProductLink",
+    "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",
+    "Scheduler",
     "SendReceipt",
+    "SentMessage",
     "SessionDisconnectedError",
     "SessionNotFound",
     "SessionStatus",
@@ -56,6 +73,8 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "current_task",
+    "is_testing",
+    "set_testing",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -70,10 +70,12 @@ class TaskStore(Protocol):
     async def session_connected(self, session_id: str) -> None:
         """Mark the session connected, so its due tasks can be claimed again."""
 
-    async def session_disconnected(self, session_id: str) -> int:
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Mark the session disconnected and return its processing tasks to pending.
 
-        Returns how many tasks were released; their ``attempts`` are unchanged.
+        Returns how many tasks were released; their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (a worker's sends already under way) stay processing, so a post
+        that reached the gateway is completed rather than sent again.
         """
 
     async def delete_session(self, session_id: str) -> None:
@@ -127,7 +129,7 @@ class TaskStore(Protocol):
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None
     ) -> Task:
-        """Record a failed attempt: pending again at ``retry_at`` while attempts remain, else failed."""
+        """Record a failed attempt: pending at ``retry_at`` while attempts remain, else failed."""
 
     async def release(self, task_id: str, reason: str) -> Task:
         """Return a processing task to pending without counting an attempt."""
@@ -163,15 +165,12 @@ class SendReceipt:
     raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
-class SessionStatus(str, enum.Enum):
+class SessionStatus(enum.StrEnum):
     """A WhatsApp session's state as a gateway reports it."""
 
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @runtime_checkable

@@ -64,7 +64,17 @@ FINAL_STATUSES: Final = frozenset({C, F, X})
 """Statuses no operation leaves."""
 
 EVENT_KINDS: Final = frozenset(
-    {"created", "edited", "claimed", "completed", "failed", "retried", "released", "expired", "cancelled"}
+    {
+        "created",
+        "edited",
+        "claimed",
+        "completed",
+        "failed",
+        "retried",
+        "released",
+        "expired",
+        "cancelled",
+    }
 )
 """Every kind of ``TaskEvent`` a store writes."""
 

@@ -9,11 +9,13 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from os import PathLike
 from types import MappingProxyType
@@ -28,6 +30,7 @@ from ._store_common import (
     check_detail,
     check_durability,
     check_error,
+    check_keep,
     check_on_expired,
     check_payload,
     default_clock,
@@ -111,9 +114,8 @@ _COLUMNS: Final = (
 )
 _MEDIA: Final = {m.value: m for m in MediaType}
 _STATUS: Final = {s.value: s for s in TaskStatus}
-_PENDING, _PROCESSING = TaskStatus.PENDING.value, TaskStatus.PROCESSING.value
 
-_CLAIM_SQL: Final = f"""
+_CLAIM_SQL: Final = """
     SELECT t.id FROM eq_tasks AS t
     WHERE t.status = 'pending' AND t.scheduled_at <= :now
       AND EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
@@ -122,14 +124,31 @@ _CLAIM_SQL: Final = f"""
           WHERE b.session_id = t.session_id AND b.group_id = t.group_id
             AND b.status = 'processing')
       AND NOT EXISTS (
-          SELECT 1 FROM eq_tasks AS e
+          -- The group's head only: no older pending task in the same group. INDEXED BY
+          -- keeps the planner off the history index, which would walk finished rows too.
+          SELECT 1 FROM eq_tasks AS e INDEXED BY eq_tasks_group_pending
           WHERE e.session_id = t.session_id AND e.group_id = t.group_id
             AND e.status = 'pending'
-            AND (e.scheduled_at < t.scheduled_at
-                 OR (e.scheduled_at = t.scheduled_at AND e.id < t.id)))
+            AND (e.scheduled_at, e.id) < (t.scheduled_at, t.id))
     ORDER BY t.scheduled_at, t.id
     LIMIT :limit
-"""  # noqa: S608 - constant
+"""
+
+
+_encode: Final = json.JSONEncoder(default=str).encode
+"""``json.dumps(value, default=str)``, without building an encoder per call."""
+
+
+def _dumps(detail: Mapping[str, Any]) -> str:
+    return _encode(detail) if detail else "{}"
+
+
+def _created_detail(task: Task, extra: Mapping[str, Any]) -> str:
+    """The JSON detail of a ``created`` event."""
+    media_type, at = task.payload.media_type.value, isoformat(task.scheduled_at)
+    if not extra:  # plain ASCII values: exactly what the encoder would write
+        return f'{{"media_type": "{media_type}", "scheduled_at": "{at}"}}'
+    return _encode({"media_type": media_type, "scheduled_at": at, **extra})
 
 
 def _row_to_task(row: Sequence[Any]) -> Task:
@@ -160,6 +179,59 @@ def _row_to_task(row: Sequence[Any]) -> Task:
         message_id=row[17],
     )
     return task
+
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:  # noqa: ANN401
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Worker:
+    """The one thread that runs a store's sqlite3 calls, in submission order.
+
+    Lighter than ``loop.run_in_executor`` on a ``ThreadPoolExecutor`` (no
+    ``concurrent.futures.Future`` to chain): a call is one queue put, and its result one
+    ``call_soon_threadsafe``. A call whose awaiting coroutine was cancelled before it
+    started is skipped, as an executor would.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="engagequeue-sqlite", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put((loop, future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread finish the calls already queued, then end it."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, future, fn, args = item
+            if future.cancelled():
+                continue
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_deliver, future, result, error)
+            del item, future, result, error
 
 
 class _Event:
@@ -205,7 +277,7 @@ class SQLiteTaskStore(WakeupMixin):
         self._clock: Clock = clock or default_clock
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._wakeups = []
         self._open_lock = threading.Lock()
 
@@ -216,24 +288,25 @@ class SQLiteTaskStore(WakeupMixin):
 
     async def open(self) -> None:
         """Open the file, creating or migrating its schema. Idempotent."""
-        if self._executor is not None:
+        if self._worker is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engagequeue-sqlite")
+        worker = self._worker = _Worker()
         try:
             await self._call(self._open_sync)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            self._worker = None
+            worker.stop()
             raise
 
     async def close(self) -> None:
         """Close the file. Idempotent."""
-        executor, self._executor = self._executor, None
-        if executor is None:
+        worker, self._worker = self._worker, None
+        if worker is None:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(executor, self._close_sync)
-        executor.shutdown(wait=True)
+        try:
+            await worker.submit(self._close_sync, ())
+        finally:
+            worker.stop()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -308,13 +381,15 @@ class SQLiteTaskStore(WakeupMixin):
     # -- plumbing -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:  # noqa: ANN401
-        executor = self._executor
-        if executor is None:
+        worker = self._worker
+        if worker is None:
             raise EngageQueueError(
                 "the store is not open; use 'async with store:' or 'await store.open()'"
             )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, fn, *args)
+        return await worker.submit(fn, args)
+
+    async def _transact(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await self._call(self._write, fn)
 
     def _db(self) -> sqlite3.Connection:
         conn = self._conn
@@ -334,14 +409,25 @@ class SQLiteTaskStore(WakeupMixin):
         return result
 
     def _now(self) -> int:
+        if self._clock is default_clock:
+            return time.time_ns() // 1000  # the same instant, without building a datetime
         return to_micros(parse_instant(self._clock(), "clock()"))
 
     @staticmethod
-    def _insert_events(conn: sqlite3.Connection, at: int, events: Iterable[_Event]) -> None:
-        conn.executemany(
-            "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-            [(e.task.id, at, e.kind, json.dumps(e.detail, default=str)) for e in events],
-        )
+    def _insert_events(conn: sqlite3.Connection, at: int, events: Sequence[_Event]) -> None:
+        sql = "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)"
+        if len(events) == 1:
+            e = events[0]
+            conn.execute(sql, (e.task.id, at, e.kind, _dumps(e.detail)))
+            return
+        encoded: dict[int, str] = {}  # a batch's events often share one detail mapping
+        rows = []
+        for e in events:
+            text = encoded.get(id(e.detail))
+            if text is None:
+                text = encoded[id(e.detail)] = _dumps(e.detail)
+            rows.append((e.task.id, at, e.kind, text))
+        conn.executemany(sql, rows)
 
     @staticmethod
     def _log(events: Iterable[_Event]) -> None:
@@ -400,7 +486,7 @@ class SQLiteTaskStore(WakeupMixin):
                 (session_id, now, now),
             )
 
-        await self._call(self._write, run)
+        await self._transact(run)
 
     async def session_connected(self, session_id: str) -> None:
         """Mark the session connected and wake the schedulers using this store."""
@@ -414,15 +500,18 @@ class SQLiteTaskStore(WakeupMixin):
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
 
-        await self._call(self._write, run)
+        await self._transact(run)
         self._wake()
 
-    async def session_disconnected(self, session_id: str) -> int:
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Mark the session disconnected; its processing tasks go back to pending.
 
-        Returns how many tasks were released. Their ``attempts`` are unchanged.
+        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (sends already under way) stay processing for their worker
+        to complete, fail or release.
         """
         check_identifier(session_id, "session_id")
+        kept = check_keep(keep)
 
         def run(conn: sqlite3.Connection) -> list[_Event]:
             now = self._now()
@@ -432,11 +521,12 @@ class SQLiteTaskStore(WakeupMixin):
             )
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
+            spared = f" AND id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
             rows = conn.execute(
                 "UPDATE eq_tasks SET status = 'pending', worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = ? "
-                f"WHERE session_id = ? AND status = 'processing' RETURNING {_COLUMNS}",
-                (now, session_id),
+                f"WHERE session_id = ? AND status = 'processing'{spared} RETURNING {_COLUMNS}",
+                (now, session_id, *kept),
             ).fetchall()
             events = [
                 _Event(_row_to_task(r), "released", {"reason": "session disconnected"})
@@ -445,7 +535,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, events)
             return events
 
-        events = await self._call(self._write, run)
+        events = await self._transact(run)
         self._log(events)
         return len(events)
 
@@ -457,7 +547,7 @@ class SQLiteTaskStore(WakeupMixin):
             if conn.execute("DELETE FROM eq_sessions WHERE id = ?", (session_id,)).rowcount == 0:
                 raise SessionNotFound(session_id)
 
-        await self._call(self._write, run)
+        await self._transact(run)
 
     # -- scheduling and editing -----------------------------------------------------------
 
@@ -514,21 +604,7 @@ class SQLiteTaskStore(WakeupMixin):
         ]
         conn.executemany(
             "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, 'created', ?)",
-            [
-                (
-                    t.id,
-                    now,
-                    json.dumps(
-                        {
-                            "media_type": t.payload.media_type.value,
-                            "scheduled_at": isoformat(t.scheduled_at),
-                            **detail,
-                        },
-                        default=str,
-                    ),
-                )
-                for t in tasks
-            ],
+            [(t.id, now, _created_detail(t, detail)) for t in tasks],
         )
         return tasks
 
@@ -548,7 +624,7 @@ class SQLiteTaskStore(WakeupMixin):
         """
         prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
         extra = check_detail(detail)
-        tasks = await self._call(self._write, lambda c: self._insert_tasks(c, [prepared], extra))
+        tasks = await self._transact(lambda c: self._insert_tasks(c, [prepared], extra))
         task = tasks[0]
         log_event("created", task.id, session_id, group_id, "pending", extra)
         self._wake()
@@ -564,7 +640,7 @@ class SQLiteTaskStore(WakeupMixin):
         prepared = prepare_many(items, max_attempts)
         if not prepared:
             return []
-        tasks = await self._call(self._write, lambda c: self._insert_tasks(c, prepared, {}))
+        tasks = await self._transact(lambda c: self._insert_tasks(c, prepared, {}))
         for t in tasks:
             log_event("created", t.id, t.session_id, t.group_id, "pending", {})
         self._wake()
@@ -620,7 +696,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [_Event(task, "edited", detail)])
             return task
 
-        task = await self._call(self._write, run)
+        task = await self._transact(run)
         self._log([_Event(task, "edited", detail)])
         self._wake()
         return task
@@ -637,7 +713,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [_Event(task, "cancelled", {})])
             return task
 
-        task = await self._call(self._write, run)
+        task = await self._transact(run)
         self._log([_Event(task, "cancelled", {})])
         return task
 
@@ -674,7 +750,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, stamp, events)
             return events
 
-        events = await self._call(self._write, run)
+        events = await self._transact(run)
         self._log(events)
         return [e.task for e in events]
 
@@ -697,7 +773,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [_Event(task, "completed", message_detail(message_id))])
             return task
 
-        task = await self._call(self._write, run)
+        task = await self._transact(run)
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 
@@ -730,7 +806,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [event])
             return event
 
-        event = await self._call(self._write, run)
+        event = await self._transact(run)
         self._log([event])
         return event.task
 
@@ -752,7 +828,7 @@ class SQLiteTaskStore(WakeupMixin):
             self._insert_events(conn, now, [event])
             return event
 
-        event = await self._call(self._write, run)
+        event = await self._transact(run)
         self._log([event])
         return event.task
 
@@ -777,13 +853,11 @@ class SQLiteTaskStore(WakeupMixin):
                 f"WHERE status = 'processing' AND lease_expires_at <= ? RETURNING {_COLUMNS}",
                 (give_up, stamp, at),
             ).fetchall()
-            events = [
-                _Event(t, "expired", {"to": t.status.value}) for t in map(_row_to_task, rows)
-            ]
+            events = [_Event(t, "expired", {"to": t.status.value}) for t in map(_row_to_task, rows)]
             self._insert_events(conn, stamp, events)
             return events
 
-        events = await self._call(self._write, run)
+        events = await self._transact(run)
         self._log(events)
         return len(events)
 
@@ -791,11 +865,15 @@ class SQLiteTaskStore(WakeupMixin):
         """The earliest ``scheduled_at`` among pending tasks of connected sessions."""
 
         def run() -> datetime | None:
-            row = self._db().execute(
-                "SELECT min(t.scheduled_at) FROM eq_tasks AS t "
-                "JOIN eq_sessions AS s ON s.id = t.session_id "
-                "WHERE t.status = 'pending' AND s.connected = 1"
-            ).fetchone()
+            row = (
+                self._db()
+                .execute(
+                    "SELECT min(t.scheduled_at) FROM eq_tasks AS t "
+                    "JOIN eq_sessions AS s ON s.id = t.session_id "
+                    "WHERE t.status = 'pending' AND s.connected = 1"
+                )
+                .fetchone()
+            )
             return None if row is None or row[0] is None else from_micros(row[0])
 
         return await self._call(run)
@@ -860,7 +938,8 @@ class SQLiteTaskStore(WakeupMixin):
             conn = self._db()
             conn.execute("BEGIN")
             try:
-                if conn.execute("SELECT 1 FROM eq_tasks WHERE id = ?", (task_id,)).fetchone() is None:
+                found = conn.execute("SELECT 1 FROM eq_tasks WHERE id = ?", (task_id,))
+                if found.fetchone() is None:
                     raise TaskNotFound(task_id)
                 rows = conn.execute(
                     "SELECT seq, task_id, at, kind, detail FROM eq_task_events "
@@ -882,4 +961,3 @@ class SQLiteTaskStore(WakeupMixin):
             ]
 
         return await self._call(run)
-

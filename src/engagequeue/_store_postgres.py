@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001 - the project carries its licence in pyproject, not in file headers
+# Copyright 2026 engagequeue developers. Licensed under the MIT license.
 """``PostgresTaskStore``: the same ``TaskStore`` on PostgreSQL, for many hosts and workers.
 
 Every table lives in one schema (``engagequeue`` by default), created and migrated on
@@ -46,6 +46,7 @@ from ._store_common import (
     check_detail,
     check_durability,
     check_error,
+    check_keep,
     check_on_expired,
     check_payload,
     default_clock,
@@ -648,12 +649,15 @@ class PostgresTaskStore(WakeupMixin):
         await self._write(run, on_unknown=run)
         self._wake()
 
-    async def session_disconnected(self, session_id: str) -> int:
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Mark the session disconnected; its processing tasks go back to pending.
 
-        Returns how many tasks were released. Their ``attempts`` are unchanged.
+        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (sends already under way) stay processing for their worker
+        to complete, fail or release.
         """
         check_identifier(session_id, "session_id")
+        kept = list(check_keep(keep))
 
         async def run(conn: Connection) -> list[_Event]:
             now = self._now()
@@ -666,8 +670,9 @@ class PostgresTaskStore(WakeupMixin):
             cursor = await conn.execute(
                 f"UPDATE {self._s}.tasks SET status = 'pending', worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = %s "
-                f"WHERE session_id = %s AND status = 'processing' RETURNING {_COLUMNS}",
-                (now, session_id),
+                "WHERE session_id = %s AND status = 'processing' "
+                f"AND NOT (id = ANY(%s::text[])) RETURNING {_COLUMNS}",
+                (now, session_id, kept),
             )
             tasks = sorted(map(_row_to_task, await cursor.fetchall()), key=lambda t: t.id)
             events = [_Event(t, "released", {"reason": "session disconnected"}) for t in tasks]

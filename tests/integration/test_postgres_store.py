@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001 - the project carries its licence in pyproject, not in file headers
+# Copyright 2026 engagequeue developers. Licensed under the MIT license.
 """PostgreSQL-specific behaviour of ``PostgresTaskStore``, on the real server.
 
 The generic store behaviour is proven for every backend by tests/integration/test_store.py;
@@ -408,6 +408,37 @@ async def test_concurrent_claimers_in_one_process_never_share_a_task(
     assert sorted(t.id for t in claimed) == sorted(t.id for t in heads.values())
 
 
+async def test_a_backlog_in_a_busy_group_does_not_hide_other_groups_heads(
+    pg: PostgresTaskStore,
+) -> None:
+    """Past a long backlog the claim switches to its per-group walk; same answer, in order."""
+    await pg.add_session("s")
+    await pg.add_session("t")
+    early = await pg.schedule("t", "early", Payload.text("before the backlog"), T0)
+    backlog = await pg.schedule_many(
+        [("s", "busy", Payload.text(f"#{i}"), T0 + timedelta(seconds=i)) for i in range(700)]
+    )
+    later = await pg.schedule_many(
+        [
+            ("s", f"g{i}", Payload.text(f"g{i}"), T0 + timedelta(hours=1, seconds=i % 3))
+            for i in range(6)
+        ]
+    )
+    await pg.schedule("s", "g0", Payload.text("behind g0's head"), T0)  # now g0's head
+    now = T0 + timedelta(hours=2)
+    first = await pg.claim_due(now=now, limit=1)
+    assert [t.id for t in first] == [early.id]
+    assert [t.id for t in await pg.claim_due(now=now, limit=1)] == [backlog[0].id]
+    # "busy" is in flight; 699 of its tasks are due before every other group's head.
+    claimed = await pg.claim_due(now=now, limit=4)
+    g0_head = (await pg.history("s", "g0", limit=1)).items[0]
+    expected = sorted([g0_head, *later[1:]], key=lambda t: (t.scheduled_at, t.id))[:4]
+    assert [t.id for t in claimed] == [t.id for t in expected]
+    rest = await pg.claim_due(now=now, limit=50)
+    assert len(rest) == 2  # the two remaining groups; nothing of "busy" or "g0"
+    assert {t.group_id for t in [*claimed, *rest]} == {"g0", "g1", "g2", "g3", "g4", "g5"}
+
+
 async def _all_tasks(store: PostgresTaskStore) -> list[engagequeue.Task]:
     ids = [r[0] for r in await sql(f'SELECT id FROM "{store.schema}".tasks')]
     return [await store.get(i) for i in ids]
@@ -542,7 +573,7 @@ def _cluster() -> tuple[str, str] | None:
     if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
         return None
     out = subprocess.run(
-        ["pg_lsclusters", "--no-header"],  # noqa: S607 - a system tool, found on PATH
+        ["pg_lsclusters", "--no-header"],
         capture_output=True,
         text=True,
         check=False,
@@ -556,7 +587,7 @@ def _cluster() -> tuple[str, str] | None:
 
 def _pg_ctl(action: str, cluster: tuple[str, str]) -> None:
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, action],  # noqa: S607
+        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, action],
         check=True,
         capture_output=True,
         timeout=120,

@@ -181,7 +181,10 @@ def _row_to_task(row: Sequence[Any]) -> Task:
     return task
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+_Job = tuple[
+    asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], bool
+]
+_MAX_BATCH: Final = 64
 
 
 def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:  # noqa: ANN401
@@ -200,17 +203,26 @@ class _Worker:
     ``concurrent.futures.Future`` to chain): a call is one queue put, and its result one
     ``call_soon_threadsafe``. A call whose awaiting coroutine was cancelled before it
     started is skipped, as an executor would.
+
+    Group commit: write transactions queued together (a scheduler completing several sends
+    at once) run in one ``BEGIN IMMEDIATE ... COMMIT``, each inside its own savepoint, so
+    one failing operation rolls back alone while the rest share one commit (and one fsync
+    with ``durability="full"``). No result is handed back before its commit succeeded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, db: Callable[[], sqlite3.Connection]) -> None:
+        self._db = db
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="engagequeue-sqlite", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> asyncio.Future[_T]:
+    def submit(
+        self, fn: Callable[..., _T], args: tuple[Any, ...], *, write: bool = False
+    ) -> asyncio.Future[_T]:
+        """Queue ``fn(*args)`` (or, with ``write``, ``fn(conn)`` inside a write transaction)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.put((loop, future, fn, args))
+        self._queue.put((loop, future, fn, args, write))
         return future
 
     def stop(self) -> None:
@@ -219,19 +231,75 @@ class _Worker:
         self._thread.join()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            loop, future, fn, args = item
-            if future.cancelled():
+        carried: list[_Job | None] = []
+        while True:
+            job = carried.pop() if carried else self._queue.get()
+            if job is None:
+                return
+            if not job[4]:
+                self._run_call(job)
                 continue
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                error = exc
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
-                loop.call_soon_threadsafe(_deliver, future, result, error)
-            del item, future, result, error
+            batch = [job]
+            while len(batch) < _MAX_BATCH and not carried:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is not None and more[4]:
+                    batch.append(more)
+                else:
+                    carried.append(more)  # a read or the stop: after this batch
+            self._run_batch(batch)
+
+    @staticmethod
+    def _hand_back(job: _Job, result: Any, error: BaseException | None) -> None:  # noqa: ANN401
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+            job[0].call_soon_threadsafe(_deliver, job[1], result, error)
+
+    def _run_call(self, job: _Job) -> None:
+        if job[1].cancelled():
+            return
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = job[2](*job[3])
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        self._hand_back(job, result, error)
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        jobs = [job for job in batch if not job[1].cancelled()]
+        if not jobs:
+            return
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes.extend(_in_savepoint(conn, job) for job in jobs)
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - nothing of the batch was committed
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            outcomes = [(job, None, exc) for job in jobs]
+        for job, result, error in outcomes:
+            self._hand_back(job, result, error)
+
+
+def _in_savepoint(
+    conn: sqlite3.Connection, job: _Job
+) -> tuple[_Job, Any, BaseException | None]:
+    """Run one write operation of a batch; on error, undo it alone."""
+    conn.execute("SAVEPOINT eq_op")
+    try:
+        result = job[2](conn)
+    except Exception as exc:  # noqa: BLE001 - this operation alone fails
+        conn.execute("ROLLBACK TO eq_op")
+        conn.execute("RELEASE eq_op")
+        return job, None, exc
+    conn.execute("RELEASE eq_op")
+    return job, result, None
 
 
 class _Event:
@@ -290,7 +358,7 @@ class SQLiteTaskStore(WakeupMixin):
         """Open the file, creating or migrating its schema. Idempotent."""
         if self._worker is not None:
             return
-        worker = self._worker = _Worker()
+        worker = self._worker = _Worker(self._db)
         try:
             await self._call(self._open_sync)
         except BaseException:
@@ -389,24 +457,19 @@ class SQLiteTaskStore(WakeupMixin):
         return await worker.submit(fn, args)
 
     async def _transact(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await self._call(self._write, fn)
+        """Run ``fn(conn)`` in a write transaction (shared with writes queued beside it)."""
+        worker = self._worker
+        if worker is None:
+            raise EngageQueueError(
+                "the store is not open; use 'async with store:' or 'await store.open()'"
+            )
+        return await worker.submit(fn, (), write=True)
 
     def _db(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is None:
             raise EngageQueueError("the store is closed")
         return conn
-
-    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
 
     def _now(self) -> int:
         if self._clock is default_clock:

@@ -705,3 +705,23 @@ async def test_history_refuses_an_absurd_offset(store: TaskStore) -> None:
     with pytest.raises(ValidationError) as info:
         await store.history("s1", "g", offset=2**70)
     assert info.value.field == "offset"
+
+
+async def test_concurrent_writes_succeed_or_fail_each_on_their_own(store: TaskStore) -> None:
+    """Writes issued together (the SQLite store commits them as one group) keep their own
+    outcome: a conflicting one fails alone and the others are all written."""
+    import asyncio
+
+    await _setup(store)
+    tasks = [await store.schedule("s1", f"g{i}", Payload.text(str(i)), T0) for i in range(6)]
+    await store.claim_due(now=T0, limit=5)  # tasks[5] stays pending
+    results = await asyncio.gather(
+        *(store.complete(t.id, message_id=f"m{i}") for i, t in enumerate(tasks)),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["Task"] * 5 + ["TaskConflict"]
+    for i, task in enumerate(tasks[:5]):
+        done = await store.get(task.id)
+        assert (done.status, done.message_id) == (TaskStatus.COMPLETED, f"m{i}")
+        assert await _kinds(store, task.id) == ["created", "claimed", "completed"]
+    assert await _kinds(store, tasks[5].id) == ["created"]

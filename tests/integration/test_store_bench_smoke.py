@@ -18,7 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "store_bench.py"
 @pytest.mark.slow  # spawns five processes; a few seconds
 def test_quick_benchmark_prints_a_json_report_with_no_duplicate_or_lost_task() -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--durability", "normal", "--no-reference"],
+        [sys.executable, str(SCRIPT), "--quick", "--durability", "normal", "--no-reference", "--completes", "concurrent"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -102,10 +102,32 @@ def check_keep(value: object) -> tuple[str, ...]:
 
 
 def check_error(value: object) -> str:
-    """Validate a failure reason; long ones are cut to 4,000 characters."""
+    """Validate a failure reason: a non-blank string, cut to 4,000 characters.
+
+    Reasons are free text from transports and exceptions, so characters a database cannot
+    hold are replaced rather than refused: NUL with U+FFFD, a lone surrogate with ``?``.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("error must be a non-blank string", field="error")
-    return value[:MAX_ERROR_LENGTH]
+    clean = value[:MAX_ERROR_LENGTH].replace("\x00", "\ufffd")
+    return clean.encode("utf-8", "replace").decode("utf-8")
+
+
+def check_optional_text(value: object, field: str) -> str | None:
+    """Validate an optional id such as ``worker_id`` or ``message_id``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string or None", field=field)
+    if "\x00" in value:
+        raise ValidationError(f"{field} contains a NUL character", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{field} is not valid Unicode text (lone surrogate)", field=field
+        ) from None
+    return value
 
 
 def now_or(value: datetime | str | None, clock: Clock) -> datetime:
@@ -178,9 +200,7 @@ def prepare_claim(
         )
     if not isinstance(lease, timedelta) or lease <= timedelta(0):
         raise ValidationError(f"lease must be a positive timedelta, got {lease!r}", field="lease")
-    if worker_id is not None and not isinstance(worker_id, str):
-        raise ValidationError("worker_id must be a string or None", field="worker_id")
-    return limit, lease, worker_id
+    return limit, lease, check_optional_text(worker_id, "worker_id")
 
 
 @attrs.frozen

@@ -48,6 +48,7 @@ from ._store_common import (
     check_error,
     check_keep,
     check_on_expired,
+    check_optional_text,
     check_payload,
     default_clock,
     fail_event,
@@ -208,18 +209,6 @@ def _row_to_task(row: Sequence[Any]) -> Task:
 
 def _dumps(detail: Mapping[str, Any]) -> str:
     return json.dumps(detail, default=str)
-
-
-def _no_nul(value: str | None, field: str) -> str | None:
-    """PostgreSQL text cannot hold NUL; refuse it in identifiers instead of failing late."""
-    if value is not None and "\x00" in value:
-        raise ValidationError(f"{field} contains a NUL character", field=field)
-    return value
-
-
-def _clean_text(value: str) -> str:
-    """A free-text reason with NUL (which PostgreSQL text cannot hold) replaced by U+FFFD."""
-    return value.replace("\x00", "\ufffd")
 
 
 def _redact(dsn: str) -> str:
@@ -1044,7 +1033,6 @@ class PostgresTaskStore(WakeupMixin):
         """
         at = now_or(now, self._clock)
         limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
-        _no_nul(worker_id, "worker_id")
         expires = at + lease
         detail = {"worker_id": worker_id, "lease_expires_at": isoformat(expires)}
 
@@ -1074,9 +1062,7 @@ class PostgresTaskStore(WakeupMixin):
     async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
         """Mark a processing task completed (one more attempt)."""
         check_identifier(task_id, "task_id")
-        if message_id is not None and not isinstance(message_id, str):
-            raise ValidationError("message_id must be a string or None", field="message_id")
-        _no_nul(message_id, "message_id")
+        check_optional_text(message_id, "message_id")
 
         async def run(conn: Connection) -> Task:
             now = self._now()
@@ -1106,7 +1092,7 @@ class PostgresTaskStore(WakeupMixin):
         (event ``retried``); otherwise it is failed (event ``failed``).
         """
         check_identifier(task_id, "task_id")
-        reason = _clean_text(check_error(error))
+        reason = check_error(error)
         retry = None if retry_at is None else parse_instant(retry_at, "retry_at")
 
         async def run(conn: Connection) -> _Event:
@@ -1133,7 +1119,7 @@ class PostgresTaskStore(WakeupMixin):
     async def release(self, task_id: str, reason: str) -> Task:
         """Return a processing task to pending without counting an attempt (event ``released``)."""
         check_identifier(task_id, "task_id")
-        why = _clean_text(check_error(reason))
+        why = check_error(reason)
 
         async def run(conn: Connection) -> _Event:
             now = self._now()

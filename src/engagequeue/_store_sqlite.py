@@ -32,6 +32,7 @@ from ._store_common import (
     check_error,
     check_keep,
     check_on_expired,
+    check_optional_text,
     check_payload,
     default_clock,
     fail_event,
@@ -820,8 +821,7 @@ class SQLiteTaskStore(WakeupMixin):
     async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
         """Mark a processing task completed (one more attempt)."""
         check_identifier(task_id, "task_id")
-        if message_id is not None and not isinstance(message_id, str):
-            raise ValidationError("message_id must be a string or None", field="message_id")
+        check_optional_text(message_id, "message_id")
 
         def run(conn: sqlite3.Connection) -> Task:
             now = self._now()

@@ -92,6 +92,7 @@ async def test_schedule_validates_every_argument(
     store: TaskStore, kwargs: dict[str, object], field: str
 ) -> None:
     await _setup(store)
+    kwargs = dict(kwargs)  # the parametrize dict is shared between backends
     args: dict[str, object] = {
         "session_id": "s1",
         "group_id": "g",
@@ -725,3 +726,18 @@ async def test_concurrent_writes_succeed_or_fail_each_on_their_own(store: TaskSt
         assert (done.status, done.message_id) == (TaskStatus.COMPLETED, f"m{i}")
         assert await _kinds(store, task.id) == ["created", "claimed", "completed"]
     assert await _kinds(store, tasks[5].id) == ["created"]
+
+
+async def test_failure_reasons_are_cleaned_and_ids_with_nul_are_refused(store: TaskStore) -> None:
+    await _setup(store)
+    task = await store.schedule("s1", "g", Payload.text("x"), T0, max_attempts=1)
+    with pytest.raises(ValidationError) as info:
+        await store.claim_due(now=T0, worker_id="w\x00")
+    assert info.value.field == "worker_id"
+    await store.claim_due(now=T0)
+    with pytest.raises(ValidationError) as info:
+        await store.complete(task.id, message_id="m\x00")
+    assert info.value.field == "message_id"
+    failed = await store.fail(task.id, "gateway said \x00 and \ud800")
+    assert failed.last_error == "gateway said \ufffd and ?"
+    assert (await store.get(task.id)).last_error == failed.last_error

@@ -371,3 +371,26 @@ TestSQLiteStoreAgainstModel = StoreAgainstModel.TestCase
 TestSQLiteStoreAgainstModel.settings = _SETTINGS
 TestSQLiteExpireToFailAgainstModel = ExpireToFail.TestCase
 TestSQLiteExpireToFailAgainstModel.settings = settings(_SETTINGS, max_examples=25)
+
+
+class PostgresStoreAgainstModel(StoreAgainstModel):
+    """The same model, driving a PostgresTaskStore in a fresh schema."""
+
+    async def open_store(self) -> Any:
+        from conftest import POSTGRES_DSN
+
+        from engagequeue import PostgresTaskStore
+
+        store = PostgresTaskStore(
+            POSTGRES_DSN, schema=f"eq_model_{uuid.uuid4().hex[:12]}", on_expired=self.on_expired
+        )
+        await store.open()
+        return store
+
+    async def close_store(self) -> None:
+        await self.store.drop_schema()
+        await self.store.close()
+
+
+TestPostgresStoreAgainstModel = pytest.mark.postgres(PostgresStoreAgainstModel.TestCase)
+TestPostgresStoreAgainstModel.settings = settings(_SETTINGS, max_examples=20)

@@ -117,9 +117,14 @@ _MEDIA: Final = {m.value: m for m in MediaType}
 _STATUS: Final = {s.value: s for s in TaskStatus}
 
 _CLAIM_SQL: Final = """
-    SELECT t.id FROM eq_tasks AS t
-    WHERE t.status = 'pending' AND t.scheduled_at <= :now
-      AND EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
+    SELECT t.id FROM (
+        -- A window of the earliest due tasks, in due order: usually enough.
+        SELECT id, session_id, group_id, scheduled_at FROM eq_tasks INDEXED BY eq_tasks_due
+        WHERE status = 'pending' AND scheduled_at <= :now
+        ORDER BY scheduled_at, id
+        LIMIT :window
+    ) AS t
+    WHERE EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
       AND NOT EXISTS (
           SELECT 1 FROM eq_tasks AS b
           WHERE b.session_id = t.session_id AND b.group_id = t.group_id
@@ -134,6 +139,49 @@ _CLAIM_SQL: Final = """
     ORDER BY t.scheduled_at, t.id
     LIMIT :limit
 """
+_DUE_COUNT_SQL: Final = """
+    SELECT count(*) FROM (
+        SELECT 1 FROM eq_tasks INDEXED BY eq_tasks_due
+        WHERE status = 'pending' AND scheduled_at <= :now LIMIT :window + 1)
+"""
+_HEAD_COLUMNS: Final = "session_id, group_id, scheduled_at, id"
+_FIRST_HEAD_SQL: Final = (
+    f"SELECT {_HEAD_COLUMNS} FROM eq_tasks INDEXED BY eq_tasks_group_pending "
+    "WHERE status = 'pending' ORDER BY session_id, group_id, scheduled_at, id LIMIT 1"
+)
+_NEXT_HEAD_SQL: Final = (
+    f"SELECT {_HEAD_COLUMNS} FROM eq_tasks INDEXED BY eq_tasks_group_pending "
+    "WHERE status = 'pending' AND (session_id, group_id) > (?, ?) "
+    "ORDER BY session_id, group_id, scheduled_at, id LIMIT 1"
+)
+CLAIM_WINDOW: Final = 256
+"""How many of the earliest due tasks a claim looks at before it walks group by group."""
+
+
+def _claim_ids(conn: sqlite3.Connection, now: int, limit: int, window: int) -> list[str]:
+    """The ids a claim takes: due group heads of connected sessions, not busy, oldest first.
+
+    Usually the first ``window`` due tasks hold enough group heads. When they do not (a
+    backlog of due tasks in groups that already have a post in flight), walk the groups
+    instead, one index probe each, so a claim never scans a whole backlog.
+    """
+    params = {"now": now, "limit": limit, "window": window}
+    ids = [r[0] for r in conn.execute(_CLAIM_SQL, params)]
+    if len(ids) >= limit or conn.execute(_DUE_COUNT_SQL, params).fetchone()[0] <= window:
+        return ids
+    busy = set(
+        conn.execute("SELECT session_id, group_id FROM eq_tasks WHERE status = 'processing'")
+    )
+    down = {r[0] for r in conn.execute("SELECT id FROM eq_sessions WHERE connected = 0")}
+    heads: list[tuple[int, str]] = []
+    row = conn.execute(_FIRST_HEAD_SQL).fetchone()
+    while row is not None:
+        session_id, group_id, scheduled_at, task_id = row
+        if scheduled_at <= now and session_id not in down and (session_id, group_id) not in busy:
+            heads.append((scheduled_at, task_id))
+        row = conn.execute(_NEXT_HEAD_SQL, (session_id, group_id)).fetchone()
+    heads.sort()
+    return [task_id for _, task_id in heads[:limit]]
 
 
 _encode: Final = json.JSONEncoder(default=str).encode
@@ -348,6 +396,7 @@ class SQLiteTaskStore(WakeupMixin):
         self._conn: sqlite3.Connection | None = None
         self._worker: _Worker | None = None
         self._wakeups = []
+        self._claim_window = CLAIM_WINDOW
         self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -797,7 +846,7 @@ class SQLiteTaskStore(WakeupMixin):
         expires = at + to_micros_delta(lease)
 
         def run(conn: sqlite3.Connection) -> list[_Event]:
-            ids = [r[0] for r in conn.execute(_CLAIM_SQL, {"now": at, "limit": limit})]
+            ids = _claim_ids(conn, at, limit, self._claim_window)
             if not ids:
                 return []
             stamp = self._now()

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import engagequeue
 from engagequeue import EngageQueueError, Payload, SQLiteTaskStore, TaskStatus, ValidationError
@@ -89,11 +91,36 @@ async def test_claims_use_the_partial_indexes(db_path: Path) -> None:
     async with SQLiteTaskStore(db_path) as store:
         from engagequeue._store_sqlite import _CLAIM_SQL
 
-        plan = store._db().execute(f"EXPLAIN QUERY PLAN {_CLAIM_SQL}", {"now": 0, "limit": 1})
+        plan = store._db().execute(
+            f"EXPLAIN QUERY PLAN {_CLAIM_SQL}", {"now": 0, "limit": 1, "window": 256}
+        )
         details = " ".join(row[3] for row in plan)
     assert "eq_tasks_due" in details
     assert "eq_tasks_one_in_flight" in details
     assert "eq_tasks_group_pending" in details
+
+
+async def test_a_backlog_in_a_busy_group_does_not_hide_other_groups(db_path: Path) -> None:
+    """Past the window of earliest due tasks, the claim walks group by group."""
+    async with SQLiteTaskStore(db_path) as store:
+        await store.add_session("s")
+        await store.add_session("down")
+        backlog = await store.schedule_many(
+            ("s", "busy", Payload.text(str(i)), T0 + timedelta(seconds=i)) for i in range(600)
+        )
+        late = [
+            await store.schedule("s", f"g{i}", Payload.text("late"), T0 + timedelta(hours=1, minutes=i))
+            for i in range(3)
+        ]
+        await store.schedule("down", "g", Payload.text("not claimable"), T0 + timedelta(hours=1))
+        await store.session_disconnected("down")
+        now = T0 + timedelta(days=1)
+        (first,) = await store.claim_due(now=now)
+        assert first.id == backlog[0].id
+        claimed = await store.claim_due(now=now, limit=10)
+        assert [t.id for t in claimed] == [t.id for t in late]
+        await store.complete(first.id)
+        assert [t.id for t in await store.claim_due(now=now, limit=10)] == [backlog[1].id]
 
 
 _WORKER = textwrap.dedent(
@@ -160,3 +187,45 @@ async def test_four_processes_complete_5000_tasks_exactly_once(db_path: Path) ->
     conn.close()
     assert len(rows) == total
     assert set(rows) == {("completed", 1, 1)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tasks=st.lists(
+        st.tuples(st.sampled_from(["s1", "s2"]), st.sampled_from("abcde"), st.integers(-5, 5)),
+        min_size=1,
+        max_size=25,
+    ),
+    first_limit=st.integers(0, 4),
+    limit=st.integers(1, 6),
+    drop_s2=st.booleans(),
+)
+def test_the_group_walk_claims_exactly_what_the_window_scan_claims(
+    tmp_path_factory: pytest.TempPathFactory,
+    tasks: list[tuple[str, str, int]],
+    first_limit: int,
+    limit: int,
+    drop_s2: bool,
+) -> None:
+    """Two stores get the same operations; one may only look at one due task before it
+    walks group by group. Both claim the same posts, in the same order."""
+
+    async def run(window: int) -> list[list[str | None]]:
+        path = tmp_path_factory.mktemp("walk") / "q.sqlite3"
+        async with SQLiteTaskStore(path) as store:
+            store._claim_window = window
+            for session in ("s1", "s2"):
+                await store.add_session(session)
+            await store.schedule_many(
+                (s, g, Payload.text(f"post {i}"), T0 + timedelta(minutes=m))
+                for i, (s, g, m) in enumerate(tasks)
+            )
+            rounds = []
+            if first_limit:
+                rounds.append(await store.claim_due(now=T0, limit=first_limit))
+            if drop_s2:
+                await store.session_disconnected("s2", keep=[t.id for r in rounds for t in r])
+            rounds.append(await store.claim_due(now=T0, limit=limit))
+            return [[t.payload.content for t in r] for r in rounds]
+
+    assert asyncio.run(run(1)) == asyncio.run(run(10_000))

@@ -360,6 +360,15 @@ class ExpireToFail(StoreAgainstModel):
     on_expired = "fail"
 
 
+class GroupWalk(StoreAgainstModel):
+    """A claim window of one task: every claim that needs more walks group by group."""
+
+    async def open_store(self) -> Any:
+        store = await super().open_store()
+        store._claim_window = 1
+        return store
+
+
 _SETTINGS = settings(
     max_examples=60,
     stateful_step_count=30,
@@ -371,6 +380,8 @@ TestSQLiteStoreAgainstModel = StoreAgainstModel.TestCase
 TestSQLiteStoreAgainstModel.settings = _SETTINGS
 TestSQLiteExpireToFailAgainstModel = ExpireToFail.TestCase
 TestSQLiteExpireToFailAgainstModel.settings = settings(_SETTINGS, max_examples=25)
+TestSQLiteGroupWalkAgainstModel = GroupWalk.TestCase
+TestSQLiteGroupWalkAgainstModel.settings = settings(_SETTINGS, max_examples=40)
 
 
 class PostgresStoreAgainstModel(StoreAgainstModel):

@@ -34,19 +34,23 @@ from ._models import (
     TaskStatus,
 )
 from ._store_sqlite import SQLiteTaskStore
+from .compose import ComposedPost, ModelCallError, PostComposer, TokenUsage
 
 if TYPE_CHECKING:
     from ._store_postgres import PostgresTaskStore
 
 __all__ = [
+    "ComposedPost",
     "CompositionError",
     "EngageQueueError",
     "GroupProfile",
     "MediaType",
     "MessageTransport",
+    "ModelCallError",
     "Page",
     "Payload",
     "PermanentTransportError",
+    "PostComposer",
     "PostgresTaskStore",
     "ProductLink",
     "SQLiteTaskStore",
@@ -61,6 +65,7 @@ __all__ = [
     "TaskNotFound",
     "TaskStatus",
     "TaskStore",
+    "TokenUsage",
     "TransientTransportError",
     "TransportError",
     "ValidationError",

@@ -444,9 +444,13 @@ def _unwrap_markdown(text: str, links: Sequence[str]) -> str:
         if target is None:
             return label
         label_key = normalise_url(label) if "://" in label else None
+        before = match.string[match.start() - 1 : match.start()]
+        after = match.string[match.end() : match.end() + 1]
+        lead = "" if not before or before.isspace() else " "
+        trail = "" if not after or after.isspace() else " "
         if not label or label_key == key:
-            return f" {target} "
-        return f"{label} {target} "
+            return f"{lead}{target}{trail}"
+        return f"{label} {target}{trail}"
 
     return _MARKDOWN_LINK.sub(replace, text)
 
@@ -474,10 +478,14 @@ def _fix_formatting(text: str) -> str:
 def _drop_foreign(text: str, links: Sequence[str]) -> str:
     for link in reversed(find_links(text, links)):
         if link.target is None:
-            text = text[: link.start] + text[link.end :]
+            left, right = text[: link.start], text[link.end :]
+            if left[-1:] in (" ", "\t") and (right[:1] in (" ", "\t") or _ENDS_CLAUSE.match(right)):
+                left = left.rstrip(" \t")  # "Buy at https://x." -> "Buy at."
+            text = left + right
     return text
 
 
+_ENDS_CLAUSE: Final = re.compile(r"[.,;:!?]+(?:\s|$)")
 _PLAIN: Final = re.compile(r"[*_~#|\[\]]")
 _EMPTY_WRAPPERS: Final = re.compile(r"\(\s*\)|\[\s*\]|<\s*>|\{\s*\}|\"\s*\"|“\s*”|«\s*»")
 _EMPTY_MARKERS: Final = re.compile(r"(?<![*_~\w])([*_~])\1(?![*_~\w])")
@@ -486,8 +494,6 @@ _EMPTY_MARKERS: Final = re.compile(r"(?<![*_~\w])([*_~])\1(?![*_~\w])")
 def _tidy(text: str) -> str:
     text = _EMPTY_WRAPPERS.sub("", text)
     text = _EMPTY_MARKERS.sub("", text)
-    text = re.sub(r"(?<=\S)[ \t]{2,}", " ", text)
-    text = re.sub(r"(?<=\S)[ \t]+(?=[.,;:!?](?:\s|$))", "", text)
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()

@@ -200,7 +200,7 @@ def test_repair_gives_an_empty_text_when_nothing_usable_is_left_without_links() 
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=answers, links=link_sets, limit=st.sampled_from([4096, 1024, 120]))
 def test_repair_always_yields_a_post_that_follows_the_link_rules(
     answer: str, links: tuple[str, ...], limit: int
@@ -212,7 +212,7 @@ def test_repair_always_yields_a_post_that_follows_the_link_rules(
     assert_follows_link_rules(text, links, limit)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=answers, links=link_sets)
 def test_whatever_the_checker_accepts_follows_the_link_rules(
     answer: str, links: tuple[str, ...]

@@ -54,13 +54,18 @@ _LABEL: Final = r"[^\W_](?:[^\W_]|-)*"
 _HOST: Final = re.compile(rf"(?<![^\W_]){_LABEL}(?:\.{_LABEL})+")
 _EMAIL: Final = re.compile(rf"(?<![^\W_])[\w.+\-]{{0,63}}[^\W_.+\-]@{_LABEL}(?:\.{_LABEL})+")
 _PATTERNS: Final = (_SCHEME, _EMAIL, _HOST)
+_WWW: Final = re.compile(r"www\d{0,3}")
+_WWW_LABEL: Final = re.compile(r"(?<=\.)www\d{0,3}\.", re.IGNORECASE)
+_MAX_CUTS: Final = 16
 _MARKDOWN_LINK: Final = re.compile(
-    r"!?\[([^\[\]\n]{0,500})\]\(\s*<?([^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)>?"
-    r"(?:\s+[^()\n]*)?\)"
+    r"!?\[([^\[\]\n]{0,500})\]\(((?:[^()\n]|\([^()\n]*\)){0,2048})\)"
 )
 _HEADING: Final = re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t]+|$)(.*)$", re.MULTILINE)
-_TABLE_RULE: Final = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
-_TABLE_ROW: Final = re.compile(r"^\s*\|.*\|\s*$")
+# Written so that no two quantifiers compete for the same spaces: linear on any line.
+_TABLE_RULE: Final = re.compile(
+    r"^[ \t]*(?:\|[ \t]*)?:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+(?:\|[ \t]*)?$"
+)
+_TABLE_ROW: Final = re.compile(r"^[ \t]*\|[^\n]*\|[ \t]*$")
 _DOUBLE_STAR: Final = re.compile(r"\*\*(?=\S)([^*\n]*?\S)\*\*")
 _DOUBLE_UNDERSCORE: Final = re.compile(r"(?<![^\W_])__(?=\S)([^_\n]*?\S)__(?![^\W_])")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -184,7 +189,8 @@ class _Matcher:
         cuts = [cut]
         while cut > start + 1 and text[cut - 1] in _TRAILING:
             cut -= 1
-            cuts.append(cut)
+            if len(cuts) < _MAX_CUTS or cut == start + 1 or text[cut - 1] not in _TRAILING:
+                cuts.append(cut)  # every cut near each end, not all of a long run
         # "https://shop.example/x.Next": the profile link with a full stop glued to a word.
         glued = [e for e in exact_ends if e < end and text[e] in SENTENCE_PUNCTUATION]
         for candidate_end in sorted({*cuts, *glued}, reverse=True):
@@ -197,7 +203,7 @@ class _Matcher:
 def _domain_length(host: str) -> int:
     """Length of the longest prefix of ``host`` that ends in a real TLD (0 if none)."""
     labels = host.split(".")
-    if labels[0].lower().startswith("www") and len(labels) >= 2:  # noqa: PLR2004
+    if _WWW.fullmatch(labels[0].lower()):
         return len(host)  # WhatsApp links www. hosts whatever their TLD
     for count in range(len(labels), 1, -1):
         if labels[count - 1].lower() in TLDS:
@@ -216,9 +222,10 @@ def find_links(text: str, links: Sequence[str] = ()) -> list[FoundLink]:
     """
     matcher = _Matcher(links)
     found: list[FoundLink] = []
+    searches = _Searches(text)
     pos = 0
     while pos < len(text):
-        matches = [m for m in (p.search(text, pos) for p in _PATTERNS) if m is not None]
+        matches = searches.next_matches(pos)
         if not matches:
             break
         start = min(m.start() for m in matches)
@@ -228,12 +235,51 @@ def find_links(text: str, links: Sequence[str] = ()) -> list[FoundLink]:
                 link = _settle(text, match, matcher)
                 if link is not None:
                     break
+                searches.failed(match)
         if link is None:
             pos = start + 1
             continue
         found.append(link)
         pos = max(link.end, start + 1)
     return found
+
+
+class _Searches:
+    """The next candidate of each pattern, searched once and skipped past when it failed.
+
+    Keeps ``find_links`` linear on hostile input such as ``a.a.a.a...`` or ``a@b.a@b...``.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.skip: dict[re.Pattern[str], int] = dict.fromkeys(_PATTERNS, 0)
+        self.cache: dict[re.Pattern[str], tuple[int, re.Match[str] | None]] = {}
+
+    def next_matches(self, pos: int) -> list[re.Match[str]]:
+        matches = []
+        for pattern in _PATTERNS:
+            origin = max(pos, self.skip[pattern])
+            cached = self.cache.get(pattern)
+            if (
+                cached is not None
+                and cached[0] <= origin
+                and (cached[1] is None or cached[1].start() >= origin)
+            ):
+                match = cached[1]
+            else:
+                match = pattern.search(self.text, origin)
+                self.cache[pattern] = (origin, match)
+            if match is not None:
+                matches.append(match)
+        return matches
+
+    def failed(self, match: re.Match[str]) -> None:
+        """No link starts inside a failed email or host, but a ``www.`` label might."""
+        end = match.end()
+        if match.re is _HOST:
+            www = _WWW_LABEL.search(self.text, match.start() + 1, end)
+            end = www.start() if www else end
+        self.skip[match.re] = end
 
 
 def _settle(text: str, match: re.Match[str], matcher: _Matcher) -> FoundLink | None:
@@ -434,11 +480,19 @@ def best_link(
     return max(links, key=lambda link: (score(link), -links.index(link)))
 
 
+def _markdown_target(inside: str) -> str:
+    """The URL of ``[label](inside)``: ``url``, ``<url>`` or ``url "title"``."""
+    inside = inside.strip()
+    if inside.startswith("<") and ">" in inside:
+        return inside[1 : inside.index(">")]
+    return inside.split(maxsplit=1)[0] if inside else ""
+
+
 def _unwrap_markdown(text: str, links: Sequence[str]) -> str:
     keys = _link_keys(links)
 
     def replace(match: re.Match[str]) -> str:
-        label, url = match.group(1).strip(), match.group(2)
+        label, url = match.group(1).strip(), _markdown_target(match.group(2))
         key = normalise_url(url)
         target = keys.get(key) if key is not None else None
         if target is None:

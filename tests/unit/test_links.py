@@ -220,3 +220,30 @@ def test_whatever_the_checker_accepts_follows_the_link_rules(
     text = canonicalise(answer, links)
     if check_post(text, links, 4096) == ():
         assert_follows_link_rules(text, links, 4096)
+
+
+HOSTILE = [
+    "a." * 16000,
+    "ab.cd" * 6000,
+    "a@b." * 8000,
+    "https://" * 4000,
+    "https://x.com/" + "." * 32000,
+    "www." * 8000,
+    "a+" * 16000 + "@",
+    "[a](b" + " " * 32000,
+    "[a](" * 8000,
+    f"{SALE} " * 800,
+    "|" + " " * 32000 + "x",
+    "\n".join(["| a | b |", "|" + " " * 32000 + "---"] * 2),
+    "**a" * 10000,
+]
+
+
+@pytest.mark.timeout(20)
+def test_hostile_answers_are_checked_and_repaired_in_linear_time() -> None:
+    """Each of these took seconds or more with a quadratic scan."""
+    for text in HOSTILE:
+        find_links(text, LINKS)
+        check_post(text, LINKS, 4096)
+        repaired = repair_post(text, LINKS, 4096)
+        assert check_post(repaired, LINKS, 4096) == ()

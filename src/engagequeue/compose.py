@@ -287,6 +287,12 @@ class PostComposer:
         links = tuple(link.url for link in profile.links)
         titles = {link.url: link.title for link in profile.links}
         limit = length_limit(media_type)
+        if links and min(len(link) for link in links) > limit:
+            raise ValidationError(
+                f"every profile link is longer than the {limit}-character limit of a "
+                f"{media_type.value} post",
+                field="profile.links",
+            )
         messages = build_messages(profile, brief, media_type, nonce=secrets.token_hex(8))
         logger.debug("composing for group %r with %s: %r", profile.name, self.model, messages)
         usage = TokenUsage()

@@ -509,3 +509,14 @@ async def test_schedule_post_schedules_a_post_composed_earlier(tmp_path: Path) -
         assert task.max_attempts == 5
         (created,) = await store.events(task.id)
         assert json.loads(json.dumps(dict(created.detail)))["ai"] is True
+
+
+async def test_a_caption_profile_whose_links_cannot_fit_is_refused_up_front(
+    server: FakeChatServer, client: openai.AsyncOpenAI
+) -> None:
+    long_link = "https://shop.example.com/" + "x" * 1100
+    profile = GroupProfile(name="Runners", links=(long_link,))
+    with pytest.raises(ValidationError, match="1024-character limit") as info:
+        await PostComposer(client, "m").compose(profile, "promo", media_type=MediaType.IMAGE)
+    assert info.value.field == "profile.links"
+    assert server.requests == []

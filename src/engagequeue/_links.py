@@ -55,7 +55,7 @@ _HOST: Final = re.compile(rf"(?<![^\W_]){_LABEL}(?:\.{_LABEL})+")
 _EMAIL: Final = re.compile(rf"(?<![^\W_])[\w.+\-]{{0,63}}[^\W_.+\-]@{_LABEL}(?:\.{_LABEL})+")
 _PATTERNS: Final = (_SCHEME, _EMAIL, _HOST)
 _WWW: Final = re.compile(r"www\d{0,3}")
-_WWW_LABEL: Final = re.compile(r"(?<=\.)www\d{0,3}\.", re.IGNORECASE)
+_WWW_LABEL: Final = re.compile(r"(?<=[.\-])www\d{0,3}\.", re.IGNORECASE)
 _MAX_CUTS: Final = 16
 _MARKDOWN_LINK: Final = re.compile(
     r"!?\[([^\[\]\n]{0,500})\]\(((?:[^()\n]|\([^()\n]*\)){0,2048})\)"

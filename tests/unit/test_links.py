@@ -47,6 +47,7 @@ def test_normalise_url_tells_a_cyrillic_look_alike_host_from_the_real_one() -> N
         ("mail me@evil.com now", "me@evil.com", "email"),
         ("see sh\u043ep.example.com now", "sh\u043ep.example.com", "domain"),
         ("end.It was", "end.It", "domain"),
+        ("Spring-www.evil.example", "www.evil.example", "domain"),
         ("(https://evil.example/x).", "https://evil.example/x", "url"),
         ("*https://evil.example/x*", "https://evil.example/x", "url"),
         ("[deal](https://evil.example/x)", "https://evil.example/x", "url"),

@@ -33,7 +33,10 @@ from ._models import (
     TaskEvent,
     TaskStatus,
 )
+from ._retry import RetryPolicy, is_testing, set_testing
+from ._scheduler import Scheduler
 from ._store_sqlite import SQLiteTaskStore
+from ._transport_memory import ConsoleTransport, InMemoryTransport, SentMessage
 from .compose import ComposedPost, ModelCallError, PostComposer, TokenUsage
 
 if TYPE_CHECKING:
@@ -42,8 +45,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ComposedPost",
     "CompositionError",
+    "ConsoleTransport",
     "EngageQueueError",
     "GroupProfile",
+    "InMemoryTransport",
     "MediaType",
     "MessageTransport",
     "ModelCallError",
@@ -53,9 +58,12 @@ __all__ = [
     "PostComposer",
     "PostgresTaskStore",
     "ProductLink",
+    "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",
+    "Scheduler",
     "SendReceipt",
+    "SentMessage",
     "SessionDisconnectedError",
     "SessionNotFound",
     "SessionStatus",
@@ -70,6 +78,8 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "current_task",
+    "is_testing",
+    "set_testing",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -70,10 +70,12 @@ class TaskStore(Protocol):
     async def session_connected(self, session_id: str) -> None:
         """Mark the session connected, so its due tasks can be claimed again."""
 
-    async def session_disconnected(self, session_id: str) -> int:
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Mark the session disconnected and return its processing tasks to pending.
 
-        Returns how many tasks were released; their ``attempts`` are unchanged.
+        Returns how many tasks were released; their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (a worker's sends already under way) stay processing, so a post
+        that reached the gateway is completed rather than sent again.
         """
 
     async def delete_session(self, session_id: str) -> None:

@@ -87,14 +87,7 @@ def check_url(value: object, field: str) -> str:
     """
     if not isinstance(value, str) or not value:
         raise ValidationError(f"{field} must be a non-empty URL string", field=field)
-    if len(value) > MAX_URL_LENGTH:
-        raise ValidationError(
-            f"{field} is {len(value)} characters long; the limit is {MAX_URL_LENGTH}", field=field
-        )
-    if any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
-        raise ValidationError(
-            f"{field} contains whitespace or control characters: {value!r}", field=field
-        )
+    _check_url_text(value, field)
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -133,6 +126,28 @@ def _valid_host(host: str) -> bool:
     return all(0 < len(label) <= 63 for label in labels) and not host.startswith(".")  # noqa: PLR2004
 
 
+def _check_url_text(value: str, field: str) -> None:
+    if not _encodable(value):
+        raise ValidationError(f"{field} is not valid Unicode text (lone surrogate)", field=field)
+    if len(value) > MAX_URL_LENGTH:
+        raise ValidationError(
+            f"{field} is {len(value)} characters long; the limit is {MAX_URL_LENGTH}", field=field
+        )
+    if any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
+        raise ValidationError(
+            f"{field} contains whitespace or control characters: {value!r}", field=field
+        )
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _redact(url: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -148,6 +163,8 @@ def _check_text(value: object, field: str, limit: int, *, required: bool) -> str
         raise ValidationError(f"{field} must be a string, not {type(value).__name__}", field=field)
     if "\x00" in value:
         raise ValidationError(f"{field} contains a NUL character", field=field)
+    if not _encodable(value):
+        raise ValidationError(f"{field} is not valid Unicode text (lone surrogate)", field=field)
     if required and not value.strip():
         raise ValidationError(f"{field} must not be blank", field=field)
     if len(value) > limit:
@@ -345,8 +362,9 @@ def check_identifier(value: object, field: str) -> str:
     """Return a session or group id if it is a non-blank string of at most 256 characters."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{field} must be a non-blank string, got {value!r}", field=field)
-    if len(value) > _MAX_ID_LENGTH or "\x00" in value:
+    if len(value) > _MAX_ID_LENGTH or "\x00" in value or not _encodable(value):
         raise ValidationError(
-            f"{field} must be at most {_MAX_ID_LENGTH} characters without NUL", field=field
+            f"{field} must be at most {_MAX_ID_LENGTH} characters of valid text without NUL",
+            field=field,
         )
     return value

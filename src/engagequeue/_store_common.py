@@ -40,6 +40,7 @@ Clock = Callable[[], datetime]
 Durability = Literal["normal", "full"]
 OnExpired = Literal["retry", "fail"]
 MAX_HISTORY_LIMIT: Final = 500
+MAX_OFFSET: Final = 1_000_000_000
 MAX_CLAIM_LIMIT: Final = 10_000
 MAX_ERROR_LENGTH: Final = 4_000
 
@@ -90,11 +91,43 @@ def check_payload(value: object, field: str = "payload") -> Payload:
     return value
 
 
+def check_keep(value: object) -> tuple[str, ...]:
+    """Validate ``session_disconnected``'s ``keep``: a collection of task ids."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValidationError("keep must be a collection of task ids", field="keep")
+    ids = tuple(dict.fromkeys(value))
+    if not all(isinstance(i, str) for i in ids):
+        raise ValidationError("keep must hold task id strings", field="keep")
+    return ids
+
+
 def check_error(value: object) -> str:
-    """Validate a failure reason; long ones are cut to 4,000 characters."""
+    """Validate a failure reason: a non-blank string, cut to 4,000 characters.
+
+    Reasons are free text from transports and exceptions, so characters a database cannot
+    hold are replaced rather than refused: NUL with U+FFFD, a lone surrogate with ``?``.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("error must be a non-blank string", field="error")
-    return value[:MAX_ERROR_LENGTH]
+    clean = value[:MAX_ERROR_LENGTH].replace("\x00", "\ufffd")
+    return clean.encode("utf-8", "replace").decode("utf-8")
+
+
+def check_optional_text(value: object, field: str) -> str | None:
+    """Validate an optional id such as ``worker_id`` or ``message_id``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string or None", field=field)
+    if "\x00" in value:
+        raise ValidationError(f"{field} contains a NUL character", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{field} is not valid Unicode text (lone surrogate)", field=field
+        ) from None
+    return value
 
 
 def now_or(value: datetime | str | None, clock: Clock) -> datetime:
@@ -167,9 +200,7 @@ def prepare_claim(
         )
     if not isinstance(lease, timedelta) or lease <= timedelta(0):
         raise ValidationError(f"lease must be a positive timedelta, got {lease!r}", field="lease")
-    if worker_id is not None and not isinstance(worker_id, str):
-        raise ValidationError("worker_id must be a string or None", field="worker_id")
-    return limit, lease, worker_id
+    return limit, lease, check_optional_text(worker_id, "worker_id")
 
 
 @attrs.frozen
@@ -225,8 +256,10 @@ def prepare_history(
         raise ValidationError(
             f"limit must be an integer from 1 to {MAX_HISTORY_LIMIT}, got {limit!r}", field="limit"
         )
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValidationError(f"offset must be an integer >= 0, got {offset!r}", field="offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(
+            f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}", field="offset"
+        )
     start_at = None if start is None else parse_instant(start, "start")
     end_at = None if end is None else parse_instant(end, "end")
     if start_at is not None and end_at is not None and end_at < start_at:
@@ -299,12 +332,47 @@ def unchecked(cls: type[Any], **values: Any) -> Any:  # noqa: ANN401 - builds an
     """Build a frozen attrs instance from trusted values (rows the store wrote), skipping checks.
 
     Every value was validated when it was written; re-validating each row on read would
-    double the cost of a claim.
+    double the cost of a claim. Fields left out take their plain (non-factory) default.
     """
-    instance = object.__new__(cls)
-    for name, value in values.items():
-        object.__setattr__(instance, name, value)
-    return instance
+    build = _BUILDERS.get(cls)
+    if build is None:
+        build = _BUILDERS[cls] = _builder(cls)
+    return build(**values)
+
+
+_BUILDERS: Final[dict[type[Any], Callable[..., Any]]] = {}
+
+
+def _builder(cls: type[Any]) -> Callable[..., Any]:
+    """Compile a keyword-only constructor for a slotted attrs class that sets each slot directly.
+
+    About four times faster than a loop of ``object.__setattr__`` (a store builds one ``Task``
+    per row it returns).
+    """
+    fields = attrs.fields(cls)
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    params, body = [], []
+    for index, field in enumerate(fields):
+        slot_setter = getattr(cls.__dict__.get(field.name), "__set__", None)
+        setter = f"_set{index}"
+        if slot_setter is not None:
+            namespace[setter] = slot_setter
+            body.append(f"    {setter}(obj, {field.name})")
+        else:  # not a slotted class: fall back to the generic setter
+            namespace[setter] = object.__setattr__
+            body.append(f"    {setter}(obj, {field.name!r}, {field.name})")
+        default = field.default
+        if default is attrs.NOTHING or isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            params.append(field.name)
+        else:
+            namespace[f"_default{index}"] = default
+            params.append(f"{field.name}=_default{index}")
+    source = "\n".join(
+        [f"def build(*, {', '.join(params)}):", "    obj = _new(_cls)", *body, "    return obj"]
+    )
+    exec(compile(source, f"<engagequeue unchecked {cls.__name__}>", "exec"), namespace)  # noqa: S102 - source built from attrs field names only
+    build: Callable[..., Any] = namespace["build"]
+    return build
 
 
 def to_micros_delta(delta: timedelta) -> int:

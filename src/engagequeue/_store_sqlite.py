@@ -9,11 +9,13 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from os import PathLike
 from types import MappingProxyType
@@ -28,7 +30,9 @@ from ._store_common import (
     check_detail,
     check_durability,
     check_error,
+    check_keep,
     check_on_expired,
+    check_optional_text,
     check_payload,
     default_clock,
     fail_event,
@@ -132,6 +136,22 @@ _CLAIM_SQL: Final = """
 """
 
 
+_encode: Final = json.JSONEncoder(default=str).encode
+"""``json.dumps(value, default=str)``, without building an encoder per call."""
+
+
+def _dumps(detail: Mapping[str, Any]) -> str:
+    return _encode(detail) if detail else "{}"
+
+
+def _created_detail(task: Task, extra: Mapping[str, Any]) -> str:
+    """The JSON detail of a ``created`` event."""
+    media_type, at = task.payload.media_type.value, isoformat(task.scheduled_at)
+    if not extra:  # plain ASCII values: exactly what the encoder would write
+        return f'{{"media_type": "{media_type}", "scheduled_at": "{at}"}}'
+    return _encode({"media_type": media_type, "scheduled_at": at, **extra})
+
+
 def _row_to_task(row: Sequence[Any]) -> Task:
     payload = unchecked(
         Payload,
@@ -160,6 +180,127 @@ def _row_to_task(row: Sequence[Any]) -> Task:
         message_id=row[17],
     )
     return task
+
+
+_Job = tuple[
+    asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], bool
+]
+_MAX_BATCH: Final = 64
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:  # noqa: ANN401
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Worker:
+    """The one thread that runs a store's sqlite3 calls, in submission order.
+
+    Lighter than ``loop.run_in_executor`` on a ``ThreadPoolExecutor`` (no
+    ``concurrent.futures.Future`` to chain): a call is one queue put, and its result one
+    ``call_soon_threadsafe``. A call whose awaiting coroutine was cancelled before it
+    started is skipped, as an executor would.
+
+    Group commit: write transactions queued together (a scheduler completing several sends
+    at once) run in one ``BEGIN IMMEDIATE ... COMMIT``, each inside its own savepoint, so
+    one failing operation rolls back alone while the rest share one commit (and one fsync
+    with ``durability="full"``). No result is handed back before its commit succeeded.
+    """
+
+    def __init__(self, db: Callable[[], sqlite3.Connection]) -> None:
+        self._db = db
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="engagequeue-sqlite", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, fn: Callable[..., _T], args: tuple[Any, ...], *, write: bool = False
+    ) -> asyncio.Future[_T]:
+        """Queue ``fn(*args)`` (or, with ``write``, ``fn(conn)`` inside a write transaction)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put((loop, future, fn, args, write))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread finish the calls already queued, then end it."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        carried: list[_Job | None] = []
+        while True:
+            job = carried.pop() if carried else self._queue.get()
+            if job is None:
+                return
+            if not job[4]:
+                self._run_call(job)
+                continue
+            batch = [job]
+            while len(batch) < _MAX_BATCH and not carried:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is not None and more[4]:
+                    batch.append(more)
+                else:
+                    carried.append(more)  # a read or the stop: after this batch
+            self._run_batch(batch)
+
+    @staticmethod
+    def _hand_back(job: _Job, result: Any, error: BaseException | None) -> None:  # noqa: ANN401
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+            job[0].call_soon_threadsafe(_deliver, job[1], result, error)
+
+    def _run_call(self, job: _Job) -> None:
+        if job[1].cancelled():
+            return
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = job[2](*job[3])
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        self._hand_back(job, result, error)
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        jobs = [job for job in batch if not job[1].cancelled()]
+        if not jobs:
+            return
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes.extend(_in_savepoint(conn, job) for job in jobs)
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - nothing of the batch was committed
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            outcomes = [(job, None, exc) for job in jobs]
+        for job, result, error in outcomes:
+            self._hand_back(job, result, error)
+
+
+def _in_savepoint(
+    conn: sqlite3.Connection, job: _Job
+) -> tuple[_Job, Any, BaseException | None]:
+    """Run one write operation of a batch; on error, undo it alone."""
+    conn.execute("SAVEPOINT eq_op")
+    try:
+        result = job[2](conn)
+    except Exception as exc:  # noqa: BLE001 - this operation alone fails
+        conn.execute("ROLLBACK TO eq_op")
+        conn.execute("RELEASE eq_op")
+        return job, None, exc
+    conn.execute("RELEASE eq_op")
+    return job, result, None
 
 
 class _Event:
@@ -205,7 +346,7 @@ class SQLiteTaskStore(WakeupMixin):
         self._clock: Clock = clock or default_clock
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._wakeups = []
         self._open_lock = threading.Lock()
 
@@ -216,24 +357,25 @@ class SQLiteTaskStore(WakeupMixin):
 
     async def open(self) -> None:
         """Open the file, creating or migrating its schema. Idempotent."""
-        if self._executor is not None:
+        if self._worker is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engagequeue-sqlite")
+        worker = self._worker = _Worker(self._db)
         try:
             await self._call(self._open_sync)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            self._worker = None
+            worker.stop()
             raise
 
     async def close(self) -> None:
         """Close the file. Idempotent."""
-        executor, self._executor = self._executor, None
-        if executor is None:
+        worker, self._worker = self._worker, None
+        if worker is None:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(executor, self._close_sync)
-        executor.shutdown(wait=True)
+        try:
+            await worker.submit(self._close_sync, ())
+        finally:
+            worker.stop()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -308,16 +450,21 @@ class SQLiteTaskStore(WakeupMixin):
     # -- plumbing -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:  # noqa: ANN401
-        executor = self._executor
-        if executor is None:
+        worker = self._worker
+        if worker is None:
             raise EngageQueueError(
                 "the store is not open; use 'async with store:' or 'await store.open()'"
             )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, fn, *args)
+        return await worker.submit(fn, args)
 
     async def _transact(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await self._call(self._write, fn)
+        """Run ``fn(conn)`` in a write transaction (shared with writes queued beside it)."""
+        worker = self._worker
+        if worker is None:
+            raise EngageQueueError(
+                "the store is not open; use 'async with store:' or 'await store.open()'"
+            )
+        return await worker.submit(fn, (), write=True)
 
     def _db(self) -> sqlite3.Connection:
         conn = self._conn
@@ -325,26 +472,26 @@ class SQLiteTaskStore(WakeupMixin):
             raise EngageQueueError("the store is closed")
         return conn
 
-    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
     def _now(self) -> int:
+        if self._clock is default_clock:
+            return time.time_ns() // 1000  # the same instant, without building a datetime
         return to_micros(parse_instant(self._clock(), "clock()"))
 
     @staticmethod
-    def _insert_events(conn: sqlite3.Connection, at: int, events: Iterable[_Event]) -> None:
-        conn.executemany(
-            "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-            [(e.task.id, at, e.kind, json.dumps(e.detail, default=str)) for e in events],
-        )
+    def _insert_events(conn: sqlite3.Connection, at: int, events: Sequence[_Event]) -> None:
+        sql = "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)"
+        if len(events) == 1:
+            e = events[0]
+            conn.execute(sql, (e.task.id, at, e.kind, _dumps(e.detail)))
+            return
+        encoded: dict[int, str] = {}  # a batch's events often share one detail mapping
+        rows = []
+        for e in events:
+            text = encoded.get(id(e.detail))
+            if text is None:
+                text = encoded[id(e.detail)] = _dumps(e.detail)
+            rows.append((e.task.id, at, e.kind, text))
+        conn.executemany(sql, rows)
 
     @staticmethod
     def _log(events: Iterable[_Event]) -> None:
@@ -420,12 +567,15 @@ class SQLiteTaskStore(WakeupMixin):
         await self._transact(run)
         self._wake()
 
-    async def session_disconnected(self, session_id: str) -> int:
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Mark the session disconnected; its processing tasks go back to pending.
 
-        Returns how many tasks were released. Their ``attempts`` are unchanged.
+        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (sends already under way) stay processing for their worker
+        to complete, fail or release.
         """
         check_identifier(session_id, "session_id")
+        kept = check_keep(keep)
 
         def run(conn: sqlite3.Connection) -> list[_Event]:
             now = self._now()
@@ -435,11 +585,12 @@ class SQLiteTaskStore(WakeupMixin):
             )
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
+            spared = f" AND id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
             rows = conn.execute(
                 "UPDATE eq_tasks SET status = 'pending', worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = ? "
-                f"WHERE session_id = ? AND status = 'processing' RETURNING {_COLUMNS}",
-                (now, session_id),
+                f"WHERE session_id = ? AND status = 'processing'{spared} RETURNING {_COLUMNS}",
+                (now, session_id, *kept),
             ).fetchall()
             events = [
                 _Event(_row_to_task(r), "released", {"reason": "session disconnected"})
@@ -517,21 +668,7 @@ class SQLiteTaskStore(WakeupMixin):
         ]
         conn.executemany(
             "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, 'created', ?)",
-            [
-                (
-                    t.id,
-                    now,
-                    json.dumps(
-                        {
-                            "media_type": t.payload.media_type.value,
-                            "scheduled_at": isoformat(t.scheduled_at),
-                            **detail,
-                        },
-                        default=str,
-                    ),
-                )
-                for t in tasks
-            ],
+            [(t.id, now, _created_detail(t, detail)) for t in tasks],
         )
         return tasks
 
@@ -684,8 +821,7 @@ class SQLiteTaskStore(WakeupMixin):
     async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
         """Mark a processing task completed (one more attempt)."""
         check_identifier(task_id, "task_id")
-        if message_id is not None and not isinstance(message_id, str):
-            raise ValidationError("message_id must be a string or None", field="message_id")
+        check_optional_text(message_id, "message_id")
 
         def run(conn: sqlite3.Connection) -> Task:
             now = self._now()

@@ -32,6 +32,8 @@ def parse_instant(value: object, field: str = "time") -> datetime:
     times that do not exist (the hour skipped by a spring-forward DST change) are refused:
     guessing a zone is how scheduled posts get lost.
     """
+    if type(value) is datetime and value.tzinfo is UTC and not value.fold:
+        return value  # already what _from_datetime would return (the common case)
     if isinstance(value, str):
         return _parse_string(value, field)
     if isinstance(value, datetime):
@@ -105,10 +107,10 @@ def to_micros(value: datetime) -> int:
 
 def from_micros(value: int) -> datetime:
     """Return integer microseconds since the epoch as an aware UTC ``datetime``."""
-    return EPOCH + timedelta(microseconds=value)
+    return EPOCH + timedelta(0, 0, value)
 
 
 def isoformat(value: datetime) -> str:
     """Return an aware ``datetime`` as ISO 8601 UTC with ``Z`` (``2026-01-02T03:04:05.000006Z``)."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return f"{utc.replace(tzinfo=None).isoformat(timespec='microseconds')}Z"

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta

@@ -92,6 +92,7 @@ async def test_schedule_validates_every_argument(
     store: TaskStore, kwargs: dict[str, object], field: str
 ) -> None:
     await _setup(store)
+    kwargs = dict(kwargs)  # the parametrize dict is shared between backends
     args: dict[str, object] = {
         "session_id": "s1",
         "group_id": "g",
@@ -685,3 +686,58 @@ async def test_every_returned_datetime_is_utc_even_for_far_offsets(store: TaskSt
     assert task.scheduled_at == T0
     assert task.scheduled_at.tzinfo is UTC
     assert (await store.get(task.id)).scheduled_at.tzinfo is UTC
+
+
+async def test_disconnect_keeps_the_tasks_whose_send_is_under_way(store: TaskStore) -> None:
+    await _setup(store)
+    sending = await store.schedule("s1", "g1", Payload.text("a"), T0)
+    waiting = await store.schedule("s1", "g2", Payload.text("b"), T0)
+    await store.claim_due(now=T0, limit=2)
+    assert await store.session_disconnected("s1", keep=[sending.id]) == 1
+    assert (await store.get(sending.id)).status is TaskStatus.PROCESSING
+    assert (await store.get(waiting.id)).status is TaskStatus.PENDING
+    assert (await store.complete(sending.id)).status is TaskStatus.COMPLETED
+    with pytest.raises(ValidationError):
+        await store.session_disconnected("s1", keep="not-a-list")
+
+
+async def test_history_refuses_an_absurd_offset(store: TaskStore) -> None:
+    await _setup(store)
+    with pytest.raises(ValidationError) as info:
+        await store.history("s1", "g", offset=2**70)
+    assert info.value.field == "offset"
+
+
+async def test_concurrent_writes_succeed_or_fail_each_on_their_own(store: TaskStore) -> None:
+    """Writes issued together (the SQLite store commits them as one group) keep their own
+    outcome: a conflicting one fails alone and the others are all written."""
+    import asyncio
+
+    await _setup(store)
+    tasks = [await store.schedule("s1", f"g{i}", Payload.text(str(i)), T0) for i in range(6)]
+    await store.claim_due(now=T0, limit=5)  # tasks[5] stays pending
+    results = await asyncio.gather(
+        *(store.complete(t.id, message_id=f"m{i}") for i, t in enumerate(tasks)),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["Task"] * 5 + ["TaskConflict"]
+    for i, task in enumerate(tasks[:5]):
+        done = await store.get(task.id)
+        assert (done.status, done.message_id) == (TaskStatus.COMPLETED, f"m{i}")
+        assert await _kinds(store, task.id) == ["created", "claimed", "completed"]
+    assert await _kinds(store, tasks[5].id) == ["created"]
+
+
+async def test_failure_reasons_are_cleaned_and_ids_with_nul_are_refused(store: TaskStore) -> None:
+    await _setup(store)
+    task = await store.schedule("s1", "g", Payload.text("x"), T0, max_attempts=1)
+    with pytest.raises(ValidationError) as info:
+        await store.claim_due(now=T0, worker_id="w\x00")
+    assert info.value.field == "worker_id"
+    await store.claim_due(now=T0)
+    with pytest.raises(ValidationError) as info:
+        await store.complete(task.id, message_id="m\x00")
+    assert info.value.field == "message_id"
+    failed = await store.fail(task.id, "gateway said \x00 and \ud800")
+    assert failed.last_error == "gateway said \ufffd and ?"
+    assert (await store.get(task.id)).last_error == failed.last_error

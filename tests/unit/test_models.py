@@ -184,3 +184,14 @@ def test_micros_round_trip_exactly_and_keep_order() -> None:
     assert from_micros(to_micros(b)) == b
     assert from_micros(0) == datetime(1970, 1, 1, tzinfo=UTC)
     assert isoformat(b) == "2026-01-01T00:00:00.000001Z"
+
+
+def test_lone_surrogates_are_refused_before_they_reach_the_database() -> None:
+    with pytest.raises(ValidationError, match="surrogate"):
+        Payload.text("broken \ud800 text")
+    with pytest.raises(ValidationError, match="surrogate"):
+        Payload.image("https://example.com/\udc00.jpg")
+
+
+def test_isoformat_keeps_four_digit_years() -> None:
+    assert isoformat(datetime(733, 4, 19, tzinfo=UTC)) == "0733-04-19T00:00:00.000000Z"

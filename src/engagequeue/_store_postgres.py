@@ -1,0 +1,1278 @@
+# Copyright 2026 engagequeue developers. Licensed under the MIT license.
+"""``PostgresTaskStore``: the same ``TaskStore`` on PostgreSQL, for many hosts and workers.
+
+Every table lives in one schema (``engagequeue`` by default), created and migrated on
+``open``. Instants are ``timestamptz`` (microsecond precision, exactly what SQLite's integer
+microseconds hold). Connections come from a ``psycopg_pool.AsyncConnectionPool``; an
+operation that loses its connection before its transaction could commit is retried with
+tenacity on a fresh one, so the store carries on after a server restart.
+
+Claims are serialised per schema by a transaction-level advisory lock: ``claim_due``
+takes it exclusively and every other write takes it shared. A claim therefore sees a
+stable set of pending tasks (as with SQLite's ``BEGIN IMMEDIATE``) while writes still
+run in parallel with each other, and the unique partial index on
+``(session_id, group_id) WHERE status = 'processing'`` makes the database itself refuse a
+second task of one group in flight. See docs/postgres.md.
+
+This module is imported only on first use of ``engagequeue.PostgresTaskStore``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import zlib
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
+from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
+from ._state import TRANSITIONS
+from ._store_common import (
+    Clock,
+    NewTask,
+    WakeupMixin,
+    check_detail,
+    check_durability,
+    check_error,
+    check_keep,
+    check_on_expired,
+    check_optional_text,
+    check_payload,
+    default_clock,
+    fail_event,
+    log_event,
+    message_detail,
+    now_or,
+    prepare_claim,
+    prepare_history,
+    prepare_many,
+    prepare_task,
+    unchecked,
+)
+from ._times import isoformat, parse_instant
+
+try:
+    import psycopg
+    from psycopg import conninfo as _conninfo
+    from psycopg_pool import AsyncConnectionPool, PoolClosed
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "PostgresTaskStore needs psycopg 3 and psycopg-pool: pip install 'engagequeue[postgres]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+
+    from psycopg.rows import TupleRow
+
+    Connection = psycopg.AsyncConnection[TupleRow]
+
+__all__ = ["PostgresTaskStore"]
+
+_T = TypeVar("_T")
+
+logger: Final = logging.getLogger("engagequeue.postgres")
+
+SCHEMA_VERSION: Final = 1
+
+# Each entry migrates from version N to N + 1 (index 0: from an empty schema to version 1).
+# ``{s}`` is the quoted schema name.
+_MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
+    (
+        "sessions, tasks and their events",
+        """
+        CREATE TABLE {s}.sessions (
+            id          text PRIMARY KEY,
+            connected   boolean NOT NULL DEFAULT true,
+            created_at  timestamptz NOT NULL,
+            updated_at  timestamptz NOT NULL
+        );
+        CREATE TABLE {s}.tasks (
+            id               text COLLATE "C" PRIMARY KEY,
+            session_id       text NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+            group_id         text NOT NULL,
+            media_type       text NOT NULL
+                                 CHECK (media_type IN ('text', 'image', 'video', 'audio')),
+            content          text,
+            media_url        text,
+            mimetype         text,
+            filename         text,
+            scheduled_at     timestamptz NOT NULL,
+            status           text NOT NULL CHECK (status IN
+                                 ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+            attempts         integer NOT NULL DEFAULT 0,
+            max_attempts     integer NOT NULL,
+            last_error       text,
+            worker_id        text,
+            lease_expires_at timestamptz,
+            message_id       text,
+            created_at       timestamptz NOT NULL,
+            updated_at       timestamptz NOT NULL
+        );
+        -- Claims scan pending tasks in due order.
+        CREATE INDEX tasks_due ON {s}.tasks (scheduled_at, id) WHERE status = 'pending';
+        -- Finds the head (oldest pending task) of a group.
+        CREATE INDEX tasks_group_pending ON {s}.tasks (session_id, group_id, scheduled_at, id)
+            WHERE status = 'pending';
+        -- The database itself refuses two tasks of one group in flight; also serves
+        -- "this session's processing tasks".
+        CREATE UNIQUE INDEX tasks_one_in_flight ON {s}.tasks (session_id, group_id)
+            WHERE status = 'processing';
+        CREATE INDEX tasks_lease ON {s}.tasks (lease_expires_at) WHERE status = 'processing';
+        -- History: ordered for the page, covering (index-only) for the count.
+        CREATE INDEX tasks_history ON {s}.tasks (session_id, group_id, scheduled_at, id)
+            INCLUDE (status);
+        CREATE TABLE {s}.task_events (
+            seq      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            task_id  text COLLATE "C" NOT NULL REFERENCES {s}.tasks (id) ON DELETE CASCADE,
+            at       timestamptz NOT NULL,
+            kind     text NOT NULL,
+            detail   text NOT NULL DEFAULT '{{}}'
+        );
+        CREATE INDEX task_events_task ON {s}.task_events (task_id, seq);
+        """,
+    ),
+)
+
+_COLUMNS: Final = (
+    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
+    "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
+    "worker_id, lease_expires_at, message_id"
+)
+_MEDIA: Final = {m.value: m for m in MediaType}
+_STATUS: Final = {s.value: s for s in TaskStatus}
+_SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# synchronous_commit levels, weakest first.
+_SYNC_LEVELS: Final = ("off", "local", "remote_write", "on", "remote_apply")
+_DURABILITY_FLOOR: Final = {"normal": "local", "full": "on"}
+# Advisory lock classes (first key of the two-int form); the second key is the schema's.
+# Retry waits: 50 ms doubling up to 1 s, plus jitter so reconnecting clients spread out.
+_WAIT: Final = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
+# Steps the due-order claim walk takes before switching to the per-group walk.
+_CLAIM_WALK: Final = 256
+_CLAIM_LOCK_CLASS: Final = 0x6551_0001  # "eQ" + 1
+_MIGRATE_LOCK_CLASS: Final = 0x6551_0002
+
+
+def _int32(text: str) -> int:
+    """A stable signed 32-bit key for ``text``."""
+    value = zlib.crc32(text.encode())
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _utc(value: datetime) -> datetime:
+    # psycopg returns timestamptz in the session's TimeZone, which the pool sets to UTC.
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _row_to_task(row: Sequence[Any]) -> Task:
+    payload = unchecked(
+        Payload,
+        media_type=_MEDIA[row[3]],
+        content=row[4],
+        media_url=row[5],
+        mimetype=row[6],
+        filename=row[7],
+    )
+    lease = row[16]
+    task: Task = unchecked(
+        Task,
+        id=row[0],
+        session_id=row[1],
+        group_id=row[2],
+        payload=payload,
+        scheduled_at=_utc(row[8]),
+        status=_STATUS[row[9]],
+        attempts=row[10],
+        max_attempts=row[11],
+        last_error=row[12],
+        created_at=_utc(row[13]),
+        updated_at=_utc(row[14]),
+        worker_id=row[15],
+        lease_expires_at=None if lease is None else _utc(lease),
+        message_id=row[17],
+    )
+    return task
+
+
+def _dumps(detail: Mapping[str, Any]) -> str:
+    return json.dumps(detail, default=str)
+
+
+def _redact(dsn: str) -> str:
+    try:
+        params = _conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<invalid dsn>"
+    if "password" not in params:
+        return dsn
+    params["password"] = "***"  # noqa: S105 - a mask, not a password
+    return _conninfo.make_conninfo("", **params)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors after which the transaction certainly did not commit and a retry may work."""
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolClosed)
+
+
+class _Event:
+    """An event to insert: its task, kind and detail."""
+
+    __slots__ = ("detail", "kind", "task")
+
+    def __init__(self, task: Task, kind: str, detail: Mapping[str, Any]) -> None:
+        self.task = task
+        self.kind = kind
+        self.detail = detail
+
+
+class _CommitUnknownError(EngageQueueError):
+    """The connection broke while committing: the write may or may not have happened."""
+
+
+class PostgresTaskStore(WakeupMixin):
+    """The ``TaskStore`` on PostgreSQL: same behaviour as ``SQLiteTaskStore``, many hosts.
+
+    Needs the ``engagequeue[postgres]`` extra (psycopg 3 and psycopg-pool).
+
+    Args:
+        dsn: a libpq connection string or URI (``postgresql://user@host:5432/db``).
+        schema: the schema holding the store's tables; created and migrated on ``open``.
+            Several independent stores can share one database under different schemas.
+        durability: the least ``synchronous_commit`` level of the store's transactions.
+            ``"normal"`` (default): at least ``local``, every commit is flushed to the
+            server's WAL before it returns, so it survives a server crash, restart or power
+            loss. ``"full"``: at least ``on``, which with synchronous replication also
+            waits for the standbys. A stronger server setting is never lowered.
+        on_expired: what ``recover_expired`` does with a processing task whose lease ended:
+            ``"retry"`` (default; back to pending, at-least-once) or ``"fail"`` (failed,
+            at-most-once).
+        clock: a zero-argument callable returning an aware ``datetime``; the store's notion
+            of now for timestamps and, when ``now`` is not given, for claims.
+        min_pool_size: connections the pool keeps open.
+        max_pool_size: the most connections the pool opens.
+        connect_timeout: seconds ``open`` keeps trying to reach the server, and the longest
+            wait for a free pooled connection.
+        retry_timeout: seconds an operation keeps retrying after losing its connection
+            (a server restart or failover) before the error is raised.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "engagequeue",
+        durability: str = "normal",
+        on_expired: str = "retry",
+        clock: Clock | None = None,
+        min_pool_size: int = 1,
+        max_pool_size: int = 10,
+        connect_timeout: float = 30.0,
+        retry_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(dsn, str):
+            raise ValidationError("dsn must be a string", field="dsn")
+        try:
+            _conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ValidationError(
+                f"dsn is not a valid connection string: {exc}", field="dsn"
+            ) from exc
+        if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+            raise ValidationError(
+                "schema must be an unquoted SQL identifier: a letter or _, then letters, "
+                f"digits or _, at most 63 characters; got {schema!r}",
+                field="schema",
+            )
+        for name, size in (("min_pool_size", min_pool_size), ("max_pool_size", max_pool_size)):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ValidationError(f"{name} must be an integer >= 0, got {size!r}", field=name)
+        if max_pool_size < max(min_pool_size, 1):
+            raise ValidationError(
+                f"max_pool_size must be at least 1 and at least min_pool_size, got {max_pool_size}",
+                field="max_pool_size",
+            )
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("retry_timeout", retry_timeout),
+        ):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise ValidationError(f"{name} must be a number of seconds >= 0", field=name)
+        self.dsn = dsn
+        self.schema = schema
+        self.durability = check_durability(durability)
+        self.on_expired = check_on_expired(on_expired)
+        self._clock: Clock = clock or default_clock
+        self._min_size = min_pool_size
+        self._max_size = max_pool_size
+        self._connect_timeout = float(connect_timeout)
+        self._retry_timeout = float(retry_timeout)
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._wakeups = []
+        self._s = f'"{schema}"'
+        key = _int32(schema)
+        self._claim_lock = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK_CLASS}, {key})"
+        self._write_lock = f"SELECT pg_advisory_xact_lock_shared({_CLAIM_LOCK_CLASS}, {key})"
+        self._migrate_lock = f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_CLASS}, {key})"
+        self._sync_sql = ""  # "SET LOCAL synchronous_commit = ...; " when the server's is weaker
+        self._claim_sql = self._build_claim_sql()
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresTaskStore({_redact(self.dsn)!r}, schema={self.schema!r}, "
+            f"durability={self.durability!r})"
+        )
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the schema or migrate it, and start the pool. Idempotent.
+
+        Keeps trying to reach the server for ``connect_timeout`` seconds.
+        """
+        if self._pool is not None:
+            return
+        conn = await self._connect_direct(self._connect_timeout)
+        try:
+            await self._migrate(conn)
+            cursor = await conn.execute("SELECT current_setting('synchronous_commit')")
+            row = await cursor.fetchone()
+            server = row[0] if row else "on"
+        finally:
+            await conn.close()
+        floor = _DURABILITY_FLOOR[self.durability]
+        if server not in _SYNC_LEVELS or _SYNC_LEVELS.index(server) < _SYNC_LEVELS.index(floor):
+            self._sync_sql = f"SET LOCAL synchronous_commit = {floor}; "
+        else:
+            self._sync_sql = ""
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            self.dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            timeout=self._connect_timeout,
+            name=f"engagequeue-{self.schema}",
+            open=False,
+        )
+        await pool.open(wait=False)
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Close the pool's connections. Idempotent."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def drop_schema(self) -> None:
+        """Drop the store's schema with everything in it (``DROP SCHEMA ... CASCADE``).
+
+        Irreversible: every session, task and event of this store is deleted. Meant for
+        tests and for tearing an installation down; ``open`` creates a fresh schema again.
+        """
+        sql = f"DROP SCHEMA IF EXISTS {self._s} CASCADE"
+        if self._pool is None:
+            conn = await self._connect_direct(self._connect_timeout)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+            return
+
+        async def run(conn: Connection) -> None:
+            await conn.execute(sql)
+
+        await self._read(run)
+
+    @staticmethod
+    async def _configure(conn: Connection) -> None:
+        await conn.execute("SET TimeZone TO 'UTC'")
+
+    async def _connect_direct(self, within: float) -> Connection:
+        """One connection outside the pool, retried for up to ``within`` seconds."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_delay(within),
+            wait=_WAIT,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+                    await self._configure(conn)
+                    return conn
+        except psycopg.OperationalError as exc:
+            raise EngageQueueError(
+                f"cannot connect to PostgreSQL at {_redact(self.dsn)}: {exc}"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _migrate(self, conn: Connection) -> None:
+        s = self._s
+        await conn.execute("BEGIN")
+        try:
+            # Serialises concurrent opens, CREATE SCHEMA included.
+            await conn.execute(self._migrate_lock)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.schema_version ("
+                "version integer PRIMARY KEY, description text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cursor = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {s}.schema_version")
+            row = await cursor.fetchone()
+            version = int(row[0]) if row else 0
+            self._check_version(version)
+            for number, (description, script) in enumerate(_MIGRATIONS[version:], version + 1):
+                await conn.execute(script.format(s=s))
+                await conn.execute(
+                    f"INSERT INTO {s}.schema_version (version, description) VALUES (%s, %s)",
+                    (number, description),
+                )
+                logger.info("engagequeue schema %s migrated to version %d", self.schema, number)
+            await conn.execute("COMMIT")
+        except BaseException:
+            if not conn.closed:
+                await conn.execute("ROLLBACK")
+            raise
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"the schema {self.schema!r} has version {version}, newer than this "
+                f"engagequeue knows ({SCHEMA_VERSION}); upgrade engagequeue"
+            )
+            raise EngageQueueError(msg)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _get_pool(self) -> AsyncConnectionPool[Connection]:
+        pool = self._pool
+        if pool is None:
+            raise EngageQueueError(
+                "the store is not open; use 'async with store:' or 'await store.open()'"
+            )
+        return pool
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_delay(self._retry_timeout),
+            wait=_WAIT,
+            reraise=True,
+            before_sleep=self._log_retry,
+        )
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "PostgreSQL connection problem (attempt %d), retrying: %s", state.attempt_number, exc
+        )
+
+    async def _read(self, run: Callable[[Connection], Awaitable[_T]]) -> _T:
+        """Run ``run`` on a pooled autocommit connection; retried after connection errors."""
+        pool = self._get_pool()
+        async for attempt in self._retrying():
+            with attempt:
+                async with pool.connection() as conn:
+                    return await run(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(
+        self,
+        run: Callable[[Connection], Awaitable[_T]],
+        *,
+        exclusive: bool = False,
+        on_unknown: Callable[[Connection], Awaitable[_T]] | None = None,
+    ) -> _T:
+        """Run ``run`` in one transaction holding the claim lock (shared, or exclusive).
+
+        A connection error before ``COMMIT`` was sent means the transaction rolled back:
+        it is retried. One during ``COMMIT`` leaves the outcome unknown: the write is
+        repeated with ``on_unknown`` when one is given (an idempotent form), else
+        ``EngageQueueError`` is raised rather than risk doing it twice.
+        """
+        pool = self._get_pool()
+        begin = f"BEGIN; {self._sync_sql}{self._claim_lock if exclusive else self._write_lock}"
+        current = run
+        async for attempt in self._retrying():
+            with attempt:
+                async with pool.connection() as conn:
+                    committing = False
+                    try:
+                        await conn.execute(begin)
+                        result = await current(conn)
+                        committing = True
+                        await conn.execute("COMMIT")
+                    except psycopg.OperationalError as exc:
+                        if not committing:
+                            await self._rollback(conn)
+                            raise
+                        if on_unknown is None or isinstance(exc, PoolClosed):
+                            raise _CommitUnknownError(
+                                "the connection to PostgreSQL broke while committing; the "
+                                "change may or may not have been applied (check with get() "
+                                f"or events()): {exc}"
+                            ) from exc
+                        current = on_unknown
+                        raise
+                    except BaseException:
+                        if not committing:
+                            await self._rollback(conn)
+                        raise
+                    return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    async def _rollback(conn: Connection) -> None:
+        if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
+        try:
+            await conn.execute("ROLLBACK")
+        except psycopg.Error:
+            logger.debug("rollback failed; the pool discards the connection", exc_info=True)
+
+    def _now(self) -> datetime:
+        return parse_instant(self._clock(), "clock()")
+
+    async def _insert_events(
+        self, conn: Connection, at: datetime, events: Sequence[_Event]
+    ) -> None:
+        if not events:
+            return
+        await conn.execute(
+            f"INSERT INTO {self._s}.task_events (task_id, at, kind, detail) "
+            "SELECT e.task_id, %s, e.kind, e.detail "
+            "FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "AS e(task_id, kind, detail, ord) ORDER BY e.ord",
+            (
+                at,
+                [e.task.id for e in events],
+                [e.kind for e in events],
+                [_dumps(e.detail) for e in events],
+            ),
+        )
+
+    @staticmethod
+    def _log(events: Iterable[_Event]) -> None:
+        for e in events:
+            t = e.task
+            log_event(e.kind, t.id, t.session_id, t.group_id, t.status.value, e.detail)
+
+    async def _conditional(
+        self,
+        conn: Connection,
+        operation: str,
+        task_id: str,
+        assignments: str,
+        params: Sequence[Any],
+    ) -> Task:
+        """Apply ``assignments`` to a task in the operation's source status, in one statement.
+
+        Raises ``TaskNotFound`` or ``TaskConflict`` (with the current status) otherwise.
+        """
+        source = TRANSITIONS[operation].source.value
+        cursor = await conn.execute(
+            f"UPDATE {self._s}.tasks SET {assignments} WHERE id = %s AND status = '{source}' "
+            f"RETURNING {_COLUMNS}",
+            (*params, task_id),
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return _row_to_task(row)
+        cursor = await conn.execute(f"SELECT status FROM {self._s}.tasks WHERE id = %s", (task_id,))
+        current = await cursor.fetchone()
+        if current is None:
+            raise TaskNotFound(task_id)
+        raise TaskConflict(task_id, _STATUS[current[0]], operation, source)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def add_session(self, session_id: str) -> None:
+        """Register a session; idempotent. A new session starts connected."""
+        check_identifier(session_id, "session_id")
+
+        async def run(conn: Connection) -> None:
+            now = self._now()
+            await conn.execute(
+                f"INSERT INTO {self._s}.sessions (id, connected, created_at, updated_at) "
+                "VALUES (%s, true, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (session_id, now, now),
+            )
+
+        await self._write(run, on_unknown=run)
+
+    async def session_connected(self, session_id: str) -> None:
+        """Mark the session connected and wake the schedulers using this store."""
+        check_identifier(session_id, "session_id")
+
+        async def run(conn: Connection) -> None:
+            cursor = await conn.execute(
+                f"UPDATE {self._s}.sessions SET connected = true, updated_at = %s WHERE id = %s",
+                (self._now(), session_id),
+            )
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+
+        await self._write(run, on_unknown=run)
+        self._wake()
+
+    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
+        """Mark the session disconnected; its processing tasks go back to pending.
+
+        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
+        ids are in ``keep`` (sends already under way) stay processing for their worker
+        to complete, fail or release.
+        """
+        check_identifier(session_id, "session_id")
+        kept = list(check_keep(keep))
+
+        async def run(conn: Connection) -> list[_Event]:
+            now = self._now()
+            cursor = await conn.execute(
+                f"UPDATE {self._s}.sessions SET connected = false, updated_at = %s WHERE id = %s",
+                (now, session_id),
+            )
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+            cursor = await conn.execute(
+                f"UPDATE {self._s}.tasks SET status = 'pending', worker_id = NULL, "
+                "lease_expires_at = NULL, updated_at = %s "
+                "WHERE session_id = %s AND status = 'processing' "
+                f"AND NOT (id = ANY(%s::text[])) RETURNING {_COLUMNS}",
+                (now, session_id, kept),
+            )
+            tasks = sorted(map(_row_to_task, await cursor.fetchall()), key=lambda t: t.id)
+            events = [_Event(t, "released", {"reason": "session disconnected"}) for t in tasks]
+            await self._insert_events(conn, now, events)
+            return events
+
+        events = await self._write(run)
+        self._log(events)
+        return len(events)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete the session and, by cascade, its tasks and their events."""
+        check_identifier(session_id, "session_id")
+        sql = f"DELETE FROM {self._s}.sessions WHERE id = %s"
+
+        async def run(conn: Connection) -> None:
+            cursor = await conn.execute(sql, (session_id,))
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+
+        async def again(conn: Connection) -> None:
+            # The first try may have committed: the session being gone is success.
+            await conn.execute(sql, (session_id,))
+
+        await self._write(run, on_unknown=again)
+
+    # -- scheduling and editing -----------------------------------------------------------
+
+    async def _insert_tasks(
+        self, conn: Connection, prepared: Sequence[NewTask], detail: Mapping[str, Any]
+    ) -> list[Task]:
+        """Insert tasks and their ``created`` events.
+
+        Idempotent: ids are drawn before the first try, so a repeat after an unknown
+        commit finds them and returns the stored tasks instead of inserting twice.
+        """
+        s = self._s
+        now = self._now()
+        wanted = list(dict.fromkeys(p.session_id for p in prepared))
+        cursor = await conn.execute(
+            f"SELECT id FROM {s}.sessions WHERE id = ANY(%s::text[]) FOR KEY SHARE", (wanted,)
+        )
+        found = {r[0] for r in await cursor.fetchall()}
+        for session_id in wanted:
+            if session_id not in found:
+                raise SessionNotFound(session_id)
+        ids = [p.id for p in prepared]
+        details = [
+            _dumps(
+                {
+                    "media_type": p.payload.media_type.value,
+                    "scheduled_at": isoformat(p.scheduled_at),
+                    **detail,
+                }
+            )
+            for p in prepared
+        ]
+        cursor = await conn.execute(
+            f"""
+            INSERT INTO {s}.tasks (id, session_id, group_id, media_type, content, media_url,
+                mimetype, filename, scheduled_at, status, attempts, max_attempts,
+                created_at, updated_at)
+            SELECT n.id, n.session_id, n.group_id, n.media_type, n.content, n.media_url,
+                n.mimetype, n.filename, n.scheduled_at, 'pending', 0, n.max_attempts,
+                %(now)s, %(now)s
+            FROM unnest(%(ids)s::text[], %(sessions)s::text[], %(groups)s::text[],
+                %(media)s::text[], %(content)s::text[], %(urls)s::text[],
+                %(mimetypes)s::text[], %(filenames)s::text[], %(times)s::timestamptz[],
+                %(max)s::integer[])
+                WITH ORDINALITY AS n(id, session_id, group_id, media_type, content,
+                media_url, mimetype, filename, scheduled_at, max_attempts, ord)
+            ORDER BY n.ord
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+            """,
+            {
+                "now": now,
+                "ids": ids,
+                "sessions": [p.session_id for p in prepared],
+                "groups": [p.group_id for p in prepared],
+                "media": [p.payload.media_type.value for p in prepared],
+                "content": [p.payload.content for p in prepared],
+                "urls": [p.payload.media_url for p in prepared],
+                "mimetypes": [p.payload.mimetype for p in prepared],
+                "filenames": [p.payload.filename for p in prepared],
+                "times": [p.scheduled_at for p in prepared],
+                "max": [p.max_attempts for p in prepared],
+            },
+        )
+        inserted = {r[0] for r in await cursor.fetchall()}
+        if inserted:
+            keep = [n for n, p in enumerate(prepared) if p.id in inserted]
+            await conn.execute(
+                f"INSERT INTO {s}.task_events (task_id, at, kind, detail) "
+                "SELECT e.id, %s, 'created', e.detail "
+                "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS e(id, detail, ord) "
+                "ORDER BY e.ord",
+                (now, [ids[n] for n in keep], [details[n] for n in keep]),
+            )
+        if len(inserted) != len(prepared):
+            # An earlier try committed these very ids: return what it stored.
+            cursor = await conn.execute(
+                f"SELECT {_COLUMNS} FROM {s}.tasks WHERE id = ANY(%s::text[])", (ids,)
+            )
+            stored = {r[0]: _row_to_task(r) for r in await cursor.fetchall()}
+            return [stored[i] for i in ids]
+        return [
+            unchecked(
+                Task,
+                id=p.id,
+                session_id=p.session_id,
+                group_id=p.group_id,
+                payload=p.payload,
+                scheduled_at=p.scheduled_at,
+                status=TaskStatus.PENDING,
+                attempts=0,
+                max_attempts=p.max_attempts,
+                last_error=None,
+                created_at=now,
+                updated_at=now,
+                worker_id=None,
+                lease_expires_at=None,
+                message_id=None,
+            )
+            for p in prepared
+        ]
+
+    async def schedule(
+        self,
+        session_id: str,
+        group_id: str,
+        payload: Payload,
+        scheduled_at: datetime | str,
+        *,
+        max_attempts: int = 3,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Task:
+        """Add a pending task; unknown session raises ``SessionNotFound``.
+
+        ``detail`` (JSON-serialisable) is recorded in the task's ``created`` event.
+        """
+        prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
+        extra = check_detail(detail)
+
+        async def run(conn: Connection) -> list[Task]:
+            return await self._insert_tasks(conn, [prepared], extra)
+
+        task = (await self._write(run, on_unknown=run))[0]
+        log_event("created", task.id, session_id, group_id, "pending", extra)
+        self._wake()
+        return task
+
+    async def schedule_many(
+        self,
+        items: Iterable[tuple[str, str, Payload, datetime | str]],
+        *,
+        max_attempts: int = 3,
+    ) -> list[Task]:
+        """Add many pending tasks in one transaction; one bad item rejects them all."""
+        prepared = prepare_many(items, max_attempts)
+        if not prepared:
+            return []
+
+        async def run(conn: Connection) -> list[Task]:
+            return await self._insert_tasks(conn, prepared, {})
+
+        tasks = await self._write(run, on_unknown=run)
+        for t in tasks:
+            log_event("created", t.id, t.session_id, t.group_id, "pending", {})
+        self._wake()
+        return tasks
+
+    async def get(self, task_id: str) -> Task:
+        """Return the task, or raise ``TaskNotFound``."""
+        check_identifier(task_id, "task_id")
+
+        async def run(conn: Connection) -> Task:
+            cursor = await conn.execute(
+                f"SELECT {_COLUMNS} FROM {self._s}.tasks WHERE id = %s", (task_id,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise TaskNotFound(task_id)
+            return _row_to_task(row)
+
+        return await self._read(run)
+
+    async def edit(
+        self,
+        task_id: str,
+        *,
+        payload: Payload | None = None,
+        scheduled_at: datetime | str | None = None,
+    ) -> Task:
+        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
+        check_identifier(task_id, "task_id")
+        if payload is None and scheduled_at is None:
+            raise ValidationError("edit needs a payload or a scheduled_at", field="payload")
+        new_payload = None if payload is None else check_payload(payload)
+        new_time = None if scheduled_at is None else parse_instant(scheduled_at, "scheduled_at")
+        assignments = ["updated_at = %s"]
+        base: dict[str, Any] = {}
+        params: list[Any] = []
+        if new_payload is not None:
+            assignments.append(
+                "media_type = %s, content = %s, media_url = %s, mimetype = %s, filename = %s"
+            )
+            params += [
+                new_payload.media_type.value,
+                new_payload.content,
+                new_payload.media_url,
+                new_payload.mimetype,
+                new_payload.filename,
+            ]
+            base["payload"] = True
+            base["media_type"] = new_payload.media_type.value
+        if new_time is not None:
+            assignments.append("scheduled_at = %s")
+            params.append(new_time)
+            base["scheduled_at"] = isoformat(new_time)
+
+        async def run(conn: Connection) -> _Event:
+            now = self._now()
+            detail = dict(base)
+            # Lock the row first, so the time read is the one the update replaces.
+            cursor = await conn.execute(
+                f"SELECT scheduled_at FROM {self._s}.tasks WHERE id = %s FOR UPDATE", (task_id,)
+            )
+            before = await cursor.fetchone()
+            task = await self._conditional(
+                conn, "edit", task_id, ", ".join(assignments), [now, *params]
+            )
+            if new_time is not None and before is not None:
+                detail["previous_scheduled_at"] = isoformat(_utc(before[0]))
+            event = _Event(task, "edited", detail)
+            await self._insert_events(conn, now, [event])
+            return event
+
+        event = await self._write(run)
+        self._log([event])
+        self._wake()
+        return event.task
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a pending task; ``TaskConflict`` if it is not pending."""
+        check_identifier(task_id, "task_id")
+
+        async def run(conn: Connection) -> Task:
+            now = self._now()
+            task = await self._conditional(
+                conn, "cancel", task_id, "status = 'cancelled', updated_at = %s", [now]
+            )
+            await self._insert_events(conn, now, [_Event(task, "cancelled", {})])
+            return task
+
+        task = await self._write(run)
+        self._log([_Event(task, "cancelled", {})])
+        return task
+
+    # -- claiming and finishing -----------------------------------------------------------
+
+    def _build_claim_sql(self) -> tuple[str, str, str]:
+        """The claim's three statements: walk by due time, walk by group, take.
+
+        Both walks are recursive CTEs that step through an index one probe at a time
+        (a recursive CTE is evaluated only as far as it is read), and check each
+        candidate with scalar sub-selects (one index probe each), so no step depends on
+        planner statistics and a freshly filled table claims as fast as an analysed one.
+        A candidate is claimable when it is its group's head (oldest pending task), of a
+        connected session, with nothing of its group in flight.
+
+        1. ``by_time`` walks pending due tasks in (scheduled_at, id) order and keeps the
+           claimable ones: cheap while due tasks are mostly heads, but a backlog in busy
+           groups would make it walk the whole backlog, so it stops after ``cap`` steps.
+        2. ``by_group`` (only when the first walk hit its cap) visits each group's head
+           once, a loose index scan over (session_id, group_id), and sorts the claimable
+           ones by (scheduled_at, id): bounded by the number of groups, whatever the
+           backlog.
+        3. ``take`` moves the chosen ids to processing and records their events.
+        """
+        s = self._s
+        claimable = f"""
+            (SELECT s.connected FROM {s}.sessions AS s WHERE s.id = w.session_id)
+            AND w.id = (
+                SELECT e.id FROM {s}.tasks AS e
+                WHERE e.session_id = w.session_id AND e.group_id = w.group_id
+                  AND e.status = 'pending'
+                ORDER BY e.scheduled_at, e.id LIMIT 1)
+            AND (
+                SELECT b.id FROM {s}.tasks AS b
+                WHERE b.session_id = w.session_id AND b.group_id = w.group_id
+                  AND b.status = 'processing') IS NULL"""
+        due = f"""
+            SELECT t.scheduled_at, t.id, t.session_id, t.group_id FROM {s}.tasks AS t
+            WHERE t.status = 'pending' AND t.scheduled_at <= %(now)s"""
+        by_time = f"""
+            WITH RECURSIVE walk AS (
+                SELECT f.*, 1 AS step FROM ({due} ORDER BY t.scheduled_at, t.id LIMIT 1) AS f
+                UNION ALL
+                SELECT n.*, w.step + 1 FROM walk AS w CROSS JOIN LATERAL ({due}
+                    AND (t.scheduled_at, t.id) > (w.scheduled_at, w.id)
+                    ORDER BY t.scheduled_at, t.id LIMIT 1) AS n
+                WHERE w.step < %(cap)s
+            )
+            SELECT w.id, w.step, {claimable} FROM walk AS w
+            WHERE w.step = %(cap)s OR ({claimable})
+            LIMIT %(limit)s + 1
+        """
+        head = f"""
+            SELECT t.session_id, t.group_id, t.scheduled_at, t.id FROM {s}.tasks AS t
+            WHERE t.status = 'pending'"""
+        by_group = f"""
+            WITH RECURSIVE w AS (
+                ({head} ORDER BY t.session_id, t.group_id, t.scheduled_at, t.id LIMIT 1)
+                UNION ALL
+                SELECT n.* FROM w AS h CROSS JOIN LATERAL ({head}
+                    AND (t.session_id, t.group_id) > (h.session_id, h.group_id)
+                    ORDER BY t.session_id, t.group_id, t.scheduled_at, t.id LIMIT 1) AS n
+            )
+            SELECT w.id FROM w
+            WHERE w.scheduled_at <= %(now)s AND {claimable}
+            ORDER BY w.scheduled_at, w.id
+            LIMIT %(limit)s
+        """
+        returning = ", ".join("t." + c for c in _COLUMNS.split(", "))
+        take = f"""
+            WITH claimed AS (
+                UPDATE {s}.tasks AS t
+                SET status = 'processing', worker_id = %(worker)s,
+                    lease_expires_at = %(expires)s, updated_at = %(stamp)s
+                WHERE t.id = ANY(%(ids)s::text[])
+                  -- Written as a sub-select so that the planner looks the rows up by
+                  -- primary key instead of scanning a partial index on status.
+                  AND t.status = (SELECT 'pending'::text)
+                RETURNING {returning}
+            ), logged AS (
+                INSERT INTO {s}.task_events (task_id, at, kind, detail)
+                SELECT c.id, %(stamp)s, 'claimed', %(detail)s
+                FROM claimed AS c ORDER BY c.scheduled_at, c.id
+            )
+            SELECT * FROM claimed ORDER BY scheduled_at, id
+        """
+        return by_time, by_group, take
+
+    async def _pick(self, conn: Connection, at: datetime, limit: int) -> list[str]:
+        """The ids of the first ``limit`` claimable tasks, by (scheduled_at, id)."""
+        by_time, by_group, _ = self._claim_sql
+        cap = _CLAIM_WALK + limit
+        cursor = await conn.execute(by_time, {"now": at, "limit": limit, "cap": cap})
+        rows = await cursor.fetchall()
+        ids = [r[0] for r in rows if r[2]][:limit]
+        if len(ids) == limit or not any(r[1] == cap for r in rows):
+            return ids
+        cursor = await conn.execute(by_group, {"now": at, "limit": limit})
+        return [r[0] for r in await cursor.fetchall()]
+
+    async def claim_due(
+        self,
+        *,
+        now: datetime | str | None = None,
+        limit: int = 1,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> list[Task]:
+        """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``).
+
+        Claims of one schema are serialised by an advisory lock, so concurrent claimers
+        (threads, processes, hosts) never receive the same task.
+        """
+        at = now_or(now, self._clock)
+        limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
+        expires = at + lease
+        detail = {"worker_id": worker_id, "lease_expires_at": isoformat(expires)}
+
+        async def run(conn: Connection) -> list[_Event]:
+            ids = await self._pick(conn, at, limit)
+            if not ids:
+                return []
+            stamp = self._now()
+            cursor = await conn.execute(
+                self._claim_sql[2],
+                {
+                    "ids": ids,
+                    "worker": worker_id,
+                    "expires": expires,
+                    "stamp": stamp,
+                    "detail": _dumps(detail),
+                },
+            )
+            return [_Event(_row_to_task(r), "claimed", detail) for r in await cursor.fetchall()]
+
+        # No on_unknown: a claim whose commit is in doubt is not repeated; if it did
+        # commit, its lease expires and recover_expired hands the tasks out again.
+        events = await self._write(run, exclusive=True)
+        self._log(events)
+        return [e.task for e in events]
+
+    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
+        """Mark a processing task completed (one more attempt)."""
+        check_identifier(task_id, "task_id")
+        check_optional_text(message_id, "message_id")
+
+        async def run(conn: Connection) -> Task:
+            now = self._now()
+            task = await self._conditional(
+                conn,
+                "complete",
+                task_id,
+                "status = 'completed', attempts = attempts + 1, message_id = %s, "
+                "lease_expires_at = NULL, updated_at = %s",
+                [message_id, now],
+            )
+            await self._insert_events(
+                conn, now, [_Event(task, "completed", message_detail(message_id))]
+            )
+            return task
+
+        task = await self._write(run)
+        self._log([_Event(task, "completed", message_detail(message_id))])
+        return task
+
+    async def fail(
+        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+    ) -> Task:
+        """Record a failed attempt of a processing task.
+
+        With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
+        (event ``retried``); otherwise it is failed (event ``failed``).
+        """
+        check_identifier(task_id, "task_id")
+        reason = check_error(error)
+        retry = None if retry_at is None else parse_instant(retry_at, "retry_at")
+
+        async def run(conn: Connection) -> _Event:
+            now = self._now()
+            retrying = "(%s::timestamptz IS NOT NULL AND attempts + 1 < max_attempts)"
+            task = await self._conditional(
+                conn,
+                "fail",
+                task_id,
+                f"status = CASE WHEN {retrying} THEN 'pending' ELSE 'failed' END, "
+                f"scheduled_at = CASE WHEN {retrying} THEN %s::timestamptz ELSE scheduled_at END, "
+                "attempts = attempts + 1, last_error = %s, worker_id = NULL, "
+                "lease_expires_at = NULL, updated_at = %s",
+                [retry, retry, retry, reason, now],
+            )
+            event = _Event(task, *fail_event(task, reason))
+            await self._insert_events(conn, now, [event])
+            return event
+
+        event = await self._write(run)
+        self._log([event])
+        return event.task
+
+    async def release(self, task_id: str, reason: str) -> Task:
+        """Return a processing task to pending without counting an attempt (event ``released``)."""
+        check_identifier(task_id, "task_id")
+        why = check_error(reason)
+
+        async def run(conn: Connection) -> _Event:
+            now = self._now()
+            task = await self._conditional(
+                conn,
+                "release",
+                task_id,
+                "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = %s",
+                [now],
+            )
+            event = _Event(task, "released", {"reason": why})
+            await self._insert_events(conn, now, [event])
+            return event
+
+        event = await self._write(run)
+        self._log([event])
+        return event.task
+
+    async def recover_expired(self, *, now: datetime | str | None = None) -> int:
+        """Return processing tasks whose lease ended to pending (or failed); return how many.
+
+        An ended lease counts as an attempt: a post that keeps killing its worker fails
+        after ``max_attempts`` instead of looping forever.
+        """
+        at = now_or(now, self._clock)
+        give_up = self.on_expired == "fail"
+
+        async def run(conn: Connection) -> list[_Event]:
+            stamp = self._now()
+            cursor = await conn.execute(
+                f"UPDATE {self._s}.tasks SET "
+                "status = CASE WHEN %s OR attempts + 1 >= max_attempts "
+                "THEN 'failed' ELSE 'pending' END, "
+                "attempts = attempts + 1, "
+                "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
+                "worker_id = NULL, lease_expires_at = NULL, updated_at = %s "
+                f"WHERE status = 'processing' AND lease_expires_at <= %s RETURNING {_COLUMNS}",
+                (give_up, stamp, at),
+            )
+            tasks = sorted(map(_row_to_task, await cursor.fetchall()), key=lambda t: t.id)
+            events = [_Event(t, "expired", {"to": t.status.value}) for t in tasks]
+            await self._insert_events(conn, stamp, events)
+            return events
+
+        events = await self._write(run)
+        self._log(events)
+        return len(events)
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``scheduled_at`` among pending tasks of connected sessions."""
+        s = self._s
+
+        async def run(conn: Connection) -> datetime | None:
+            cursor = await conn.execute(
+                f"SELECT t.scheduled_at FROM {s}.tasks AS t "
+                "WHERE t.status = 'pending' AND EXISTS ("
+                f"SELECT 1 FROM {s}.sessions AS s WHERE s.id = t.session_id AND s.connected) "
+                "ORDER BY t.scheduled_at LIMIT 1"
+            )
+            row = await cursor.fetchone()
+            return None if row is None else _utc(row[0])
+
+        return await self._read(run)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def history(
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id."""
+        query = prepare_history(session_id, group_id, start, end, status, limit, offset)
+        where = ["session_id = %(session)s", "group_id = %(group)s"]
+        params: dict[str, Any] = {
+            "session": query.session_id,
+            "group": query.group_id,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+        if query.start is not None:
+            where.append("scheduled_at >= %(start)s")
+            params["start"] = query.start
+        if query.end is not None:
+            where.append("scheduled_at < %(end)s")
+            params["end"] = query.end
+        if query.statuses is not None:
+            where.append("status = ANY(%(statuses)s::text[])")
+            params["statuses"] = [st.value for st in query.statuses]
+        clause = " AND ".join(where)
+        s = self._s
+        # One statement, so the count and the page come from one snapshot.
+        sql = f"""
+            SELECT k.known, c.total, {", ".join("p." + col for col in _COLUMNS.split(", "))}
+            FROM (SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE id = %(session)s) AS known) k
+            CROSS JOIN (SELECT count(*) AS total FROM {s}.tasks WHERE {clause}) c
+            LEFT JOIN LATERAL (
+                SELECT {_COLUMNS} FROM {s}.tasks WHERE {clause}
+                ORDER BY scheduled_at, id LIMIT %(limit)s OFFSET %(offset)s
+            ) p ON true
+            ORDER BY p.scheduled_at, p.id
+        """
+
+        async def run(conn: Connection) -> Page:
+            cursor = await conn.execute(sql, params)
+            rows = await cursor.fetchall()
+            if not rows or not rows[0][0]:
+                raise SessionNotFound(query.session_id)
+            # unchecked: rows the store wrote (and attrs' tuple converter confuses mypy).
+            page: Page = unchecked(
+                Page,
+                items=tuple(_row_to_task(r[2:]) for r in rows if r[2] is not None),
+                total=rows[0][1],
+                limit=query.limit,
+                offset=query.offset,
+            )
+            return page
+
+        return await self._read(run)
+
+    async def events(self, task_id: str) -> list[TaskEvent]:
+        """The task's audit trail, oldest first; ``TaskNotFound`` for an unknown task."""
+        check_identifier(task_id, "task_id")
+        s = self._s
+        sql = f"""
+            SELECT k.known, e.seq, e.task_id, e.at, e.kind, e.detail
+            FROM (SELECT EXISTS (SELECT 1 FROM {s}.tasks WHERE id = %(id)s) AS known) k
+            LEFT JOIN {s}.task_events AS e ON e.task_id = %(id)s
+            ORDER BY e.seq
+        """
+
+        async def run(conn: Connection) -> list[TaskEvent]:
+            cursor = await conn.execute(sql, {"id": task_id})
+            rows = await cursor.fetchall()
+            if not rows or not rows[0][0]:
+                raise TaskNotFound(task_id)
+            return [
+                unchecked(
+                    TaskEvent,
+                    id=r[1],
+                    task_id=r[2],
+                    at=_utc(r[3]),
+                    kind=r[4],
+                    detail=MappingProxyType(json.loads(r[5])),
+                )
+                for r in rows
+                if r[1] is not None
+            ]
+
+        return await self._read(run)

@@ -1,0 +1,49 @@
+"""Errors specific to the gateway transports and their webhook parsers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engagequeue._errors import PermanentTransportError, ValidationError
+
+if TYPE_CHECKING:
+    from engagequeue._abc import SendReceipt
+
+__all__ = ["InvalidPostError", "PartialSendError", "WebhookError", "WebhookSignatureError"]
+
+
+class InvalidPostError(PermanentTransportError, ValidationError):
+    """The post cannot be sent as it is (media type, size, chat id): found before the gateway call.
+
+    A ``PermanentTransportError``, so a scheduler fails the task at once instead of retrying,
+    and a ``ValidationError`` whose ``field`` names what is wrong (``"payload.media_url"``...).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        ValidationError.__init__(self, message, field=field)
+
+
+class PartialSendError(PermanentTransportError):
+    """Part of a post went out and the rest could not: retrying would duplicate the sent part.
+
+    Raised when a voice note was accepted but the text sent after it (its ``content``) was
+    not. ``receipt`` is the voice note's receipt.
+    """
+
+    def __init__(self, message: str, *, receipt: SendReceipt) -> None:
+        super().__init__(message)
+        self.receipt = receipt
+
+
+class WebhookError(ValidationError):
+    """A webhook request is malformed: not JSON, or missing the fields an event needs."""
+
+    def __init__(self, message: str, *, field: str | None = "body") -> None:
+        super().__init__(message, field=field)
+
+
+class WebhookSignatureError(WebhookError):
+    """A webhook request failed authentication (bad or missing HMAC signature or key)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="headers")

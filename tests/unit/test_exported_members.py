@@ -1,0 +1,80 @@
+"""The public surface is exactly what we mean it to be, and stays light to import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import engagequeue
+
+CONTRACT_NAMES = {
+    "CompositionError",
+    "EngageQueueError",
+    "GroupProfile",
+    "MediaType",
+    "MessageTransport",
+    "Page",
+    "Payload",
+    "PermanentTransportError",
+    "PostgresTaskStore",
+    "ProductLink",
+    "SQLiteTaskStore",
+    "SessionDisconnectedError",
+    "SessionNotFound",
+    "Task",
+    "TaskConflict",
+    "TaskEvent",
+    "TaskNotFound",
+    "TaskStatus",
+    "TaskStore",
+    "TransientTransportError",
+    "TransportError",
+    "ValidationError",
+}
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert list(engagequeue.__all__) == sorted(engagequeue.__all__)
+    for name in engagequeue.__all__:
+        assert getattr(engagequeue, name) is not None
+
+
+def test_every_contract_name_is_exported() -> None:
+    assert set(engagequeue.__all__) >= CONTRACT_NAMES
+
+
+def test_errors_have_the_contract_bases() -> None:
+    assert issubclass(engagequeue.ValidationError, ValueError)
+    assert issubclass(engagequeue.TaskNotFound, LookupError)
+    assert issubclass(engagequeue.SessionNotFound, LookupError)
+    for name in (
+        "ValidationError",
+        "TaskNotFound",
+        "SessionNotFound",
+        "TaskConflict",
+        "TransportError",
+        "CompositionError",
+    ):
+        assert issubclass(getattr(engagequeue, name), engagequeue.EngageQueueError)
+    for name in ("TransientTransportError", "PermanentTransportError", "SessionDisconnectedError"):
+        assert issubclass(getattr(engagequeue, name), engagequeue.TransportError)
+
+
+def test_importing_the_package_loads_no_optional_backend() -> None:
+    code = (
+        "import sys, engagequeue; "
+        "heavy = [m for m in ('psycopg', 'fastapi', 'openai', 'httpx', 'starlette') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    src = str(Path(engagequeue.__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert out.stdout.strip() == ""

@@ -37,11 +37,13 @@ from ._retry import RetryPolicy, is_testing, set_testing
 from ._scheduler import Scheduler
 from ._store_sqlite import SQLiteTaskStore
 from ._transport_memory import ConsoleTransport, InMemoryTransport, SentMessage
+from .compose import ComposedPost, ModelCallError, PostComposer, TokenUsage
 
 if TYPE_CHECKING:
     from ._store_postgres import PostgresTaskStore
 
 __all__ = [
+    "ComposedPost",
     "CompositionError",
     "ConsoleTransport",
     "EngageQueueError",
@@ -49,9 +51,11 @@ __all__ = [
     "InMemoryTransport",
     "MediaType",
     "MessageTransport",
+    "ModelCallError",
     "Page",
     "Payload",
     "PermanentTransportError",
+    "PostComposer",
     "PostgresTaskStore",
     "ProductLink",
     "RetryPolicy",
@@ -69,6 +73,7 @@ __all__ = [
     "TaskNotFound",
     "TaskStatus",
     "TaskStore",
+    "TokenUsage",
     "TransientTransportError",
     "TransportError",
     "ValidationError",

@@ -10,6 +10,12 @@ from pathlib import Path
 import engagequeue
 
 CONTRACT_NAMES = {
+    "ComposedPost",
+    "InMemoryTransport",
+    "MessageTransport",
+    "PostComposer",
+    "Scheduler",
+    "SendReceipt",
     "CompositionError",
     "EngageQueueError",
     "GroupProfile",
@@ -33,6 +39,29 @@ CONTRACT_NAMES = {
     "TransportError",
     "ValidationError",
 }
+
+
+INTENDED = CONTRACT_NAMES | {
+    "ComposedPost",
+    "ConsoleTransport",
+    "InMemoryTransport",
+    "ModelCallError",
+    "PostComposer",
+    "RetryPolicy",
+    "ScheduleItem",
+    "Scheduler",
+    "SendReceipt",
+    "SentMessage",
+    "SessionStatus",
+    "TokenUsage",
+    "current_task",
+    "is_testing",
+    "set_testing",
+}
+
+
+def test_the_exported_names_are_exactly_the_intended_ones() -> None:
+    assert set(engagequeue.__all__) == INTENDED
 
 
 def test_all_is_sorted_and_every_name_resolves() -> None:

@@ -204,6 +204,39 @@ def prepare_claim(
 
 
 @attrs.frozen
+class EditPlan:
+    """A validated ``edit``: the columns to set, the new time, the ``edited`` event detail."""
+
+    columns: tuple[tuple[str, object], ...]
+    scheduled_at: datetime | None
+    detail: dict[str, Any]
+
+
+def prepare_edit(task_id: object, payload: object, scheduled_at: object) -> EditPlan:
+    """Validate ``edit``'s arguments: at least one change, a ``Payload``, an instant."""
+    check_identifier(task_id, "task_id")
+    if payload is None and scheduled_at is None:
+        raise ValidationError("edit needs a payload or a scheduled_at", field="payload")
+    columns: tuple[tuple[str, object], ...] = ()
+    detail: dict[str, Any] = {}
+    if payload is not None:
+        new = check_payload(payload)
+        columns = (
+            ("media_type", new.media_type.value),
+            ("content", new.content),
+            ("media_url", new.media_url),
+            ("mimetype", new.mimetype),
+            ("filename", new.filename),
+        )
+        detail["payload"] = True
+        detail["media_type"] = new.media_type.value
+    new_time = None if scheduled_at is None else parse_instant(scheduled_at, "scheduled_at")
+    if new_time is not None:
+        detail["scheduled_at"] = isoformat(new_time)
+    return EditPlan(columns, new_time, detail)
+
+
+@attrs.frozen
 class HistoryQuery:
     """A validated ``history`` query."""
 

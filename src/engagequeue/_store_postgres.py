@@ -49,13 +49,13 @@ from ._store_common import (
     check_keep,
     check_on_expired,
     check_optional_text,
-    check_payload,
     default_clock,
     fail_event,
     log_event,
     message_detail,
     now_or,
     prepare_claim,
+    prepare_edit,
     prepare_history,
     prepare_many,
     prepare_task,
@@ -857,31 +857,13 @@ class PostgresTaskStore(WakeupMixin):
         scheduled_at: datetime | str | None = None,
     ) -> Task:
         """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
-        check_identifier(task_id, "task_id")
-        if payload is None and scheduled_at is None:
-            raise ValidationError("edit needs a payload or a scheduled_at", field="payload")
-        new_payload = None if payload is None else check_payload(payload)
-        new_time = None if scheduled_at is None else parse_instant(scheduled_at, "scheduled_at")
-        assignments = ["updated_at = %s"]
-        base: dict[str, Any] = {}
-        params: list[Any] = []
-        if new_payload is not None:
-            assignments.append(
-                "media_type = %s, content = %s, media_url = %s, mimetype = %s, filename = %s"
-            )
-            params += [
-                new_payload.media_type.value,
-                new_payload.content,
-                new_payload.media_url,
-                new_payload.mimetype,
-                new_payload.filename,
-            ]
-            base["payload"] = True
-            base["media_type"] = new_payload.media_type.value
-        if new_time is not None:
-            assignments.append("scheduled_at = %s")
-            params.append(new_time)
-            base["scheduled_at"] = isoformat(new_time)
+        plan = prepare_edit(task_id, payload, scheduled_at)
+        assignments = ", ".join(["updated_at = %s", *(f"{c} = %s" for c, _ in plan.columns)])
+        params: list[Any] = [v for _, v in plan.columns]
+        if plan.scheduled_at is not None:
+            assignments += ", scheduled_at = %s"
+            params.append(plan.scheduled_at)
+        new_time, base = plan.scheduled_at, plan.detail
 
         async def run(conn: Connection) -> _Event:
             now = self._now()
@@ -891,9 +873,7 @@ class PostgresTaskStore(WakeupMixin):
                 f"SELECT scheduled_at FROM {self._s}.tasks WHERE id = %s FOR UPDATE", (task_id,)
             )
             before = await cursor.fetchone()
-            task = await self._conditional(
-                conn, "edit", task_id, ", ".join(assignments), [now, *params]
-            )
+            task = await self._conditional(conn, "edit", task_id, assignments, [now, *params])
             if new_time is not None and before is not None:
                 detail["previous_scheduled_at"] = isoformat(_utc(before[0]))
             event = _Event(task, "edited", detail)

@@ -33,13 +33,13 @@ from ._store_common import (
     check_keep,
     check_on_expired,
     check_optional_text,
-    check_payload,
     default_clock,
     fail_event,
     log_event,
     message_detail,
     now_or,
     prepare_claim,
+    prepare_edit,
     prepare_history,
     prepare_many,
     prepare_task,
@@ -772,38 +772,20 @@ class SQLiteTaskStore(WakeupMixin):
         scheduled_at: datetime | str | None = None,
     ) -> Task:
         """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
-        check_identifier(task_id, "task_id")
-        if payload is None and scheduled_at is None:
-            raise ValidationError("edit needs a payload or a scheduled_at", field="payload")
-        new_payload = None if payload is None else check_payload(payload)
-        new_time = None if scheduled_at is None else parse_instant(scheduled_at, "scheduled_at")
-        assignments = ["updated_at = ?"]
-        detail: dict[str, Any] = {}
-        params: list[Any] = []
-        if new_payload is not None:
-            assignments.append(
-                "media_type = ?, content = ?, media_url = ?, mimetype = ?, filename = ?"
-            )
-            params += [
-                new_payload.media_type.value,
-                new_payload.content,
-                new_payload.media_url,
-                new_payload.mimetype,
-                new_payload.filename,
-            ]
-            detail["payload"] = True
-            detail["media_type"] = new_payload.media_type.value
-        if new_time is not None:
-            assignments.append("scheduled_at = ?")
-            params.append(to_micros(new_time))
-            detail["scheduled_at"] = isoformat(new_time)
+        plan = prepare_edit(task_id, payload, scheduled_at)
+        assignments = ", ".join(["updated_at = ?", *(f"{c} = ?" for c, _ in plan.columns)])
+        params: list[Any] = [v for _, v in plan.columns]
+        if plan.scheduled_at is not None:
+            assignments += ", scheduled_at = ?"
+            params.append(to_micros(plan.scheduled_at))
+        new_time, detail = plan.scheduled_at, plan.detail
 
         def run(conn: sqlite3.Connection) -> Task:
             now = self._now()
             before = conn.execute(
                 "SELECT scheduled_at FROM eq_tasks WHERE id = ?", (task_id,)
             ).fetchone()
-            task = self._conditional(conn, "edit", task_id, ", ".join(assignments), [now, *params])
+            task = self._conditional(conn, "edit", task_id, assignments, [now, *params])
             if new_time is not None and before is not None:
                 detail["previous_scheduled_at"] = isoformat(from_micros(before[0]))
             self._insert_events(conn, now, [_Event(task, "edited", detail)])

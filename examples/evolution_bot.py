@@ -14,6 +14,7 @@ Environment:
     EVOLUTION_INSTANCE  the instance name, default "default"
     WEBHOOK_API_KEY     the instance token Evolution puts in its webhooks (recommended)
     WEBHOOK_PORT        where this script listens for Evolution's webhook, default 8091
+    WEBHOOK_HOST        the address it listens on, default 0.0.0.0
     IMAGE_URL, VOICE_URL  optional media posts
     SEND_GAP, SEND_JITTER seconds between posts of the instance, default 30 and 30
     EQ_DB               the SQLite file, default engagequeue-evolution.sqlite3
@@ -105,7 +106,7 @@ async def main() -> None:
         server = uvicorn.Server(
             uvicorn.Config(
                 webhook_app(scheduler, os.environ.get("WEBHOOK_API_KEY") or None),
-                host="0.0.0.0",  # noqa: S104 - Evolution must reach it
+                host=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),  # noqa: S104 - the gateway must reach it
                 port=int(os.environ.get("WEBHOOK_PORT", "8091")),
                 log_level="warning",
             )

@@ -15,6 +15,7 @@ Environment:
     WAHA_MESSAGE_IDS    "1" if the session runs the NOWEB or GOWS engine (retry-safe ids)
     WAHA_HMAC_KEY       the hmac key set in the session's webhook config (recommended)
     WEBHOOK_PORT        where this script listens for WAHA's webhook, default 8090
+    WEBHOOK_HOST        the address it listens on, default 0.0.0.0
     IMAGE_URL, VOICE_URL  optional media posts
     SEND_GAP, SEND_JITTER seconds between posts of the session, default 30 and 30
     EQ_DB               the SQLite file, default engagequeue-waha.sqlite3
@@ -107,7 +108,7 @@ async def main() -> None:
         server = uvicorn.Server(
             uvicorn.Config(
                 webhook_app(scheduler, hmac_key),
-                host="0.0.0.0",  # noqa: S104 - WAHA must reach it
+                host=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),  # noqa: S104 - the gateway must reach it
                 port=int(os.environ.get("WEBHOOK_PORT", "8090")),
                 log_level="warning",
             )

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes.evolution import FakeEvolution
-from fakes.waha import FakeWaha
 
 import engagequeue
+from fakes.evolution import FakeEvolution
+from fakes.waha import FakeWaha
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = str(Path(engagequeue.__file__).resolve().parents[1])

@@ -26,7 +26,9 @@ from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus, chec
 from ._state import TRANSITIONS
 from ._store_common import (
     Clock,
+    NewTask,
     WakeupMixin,
+    builder,
     check_detail,
     check_durability,
     check_error,
@@ -192,9 +194,11 @@ def _dumps(detail: Mapping[str, Any]) -> str:
     return _encode(detail) if detail else "{}"
 
 
-def _created_detail(task: Task, extra: Mapping[str, Any]) -> str:
-    """The JSON detail of a ``created`` event."""
-    media_type, at = task.payload.media_type.value, isoformat(task.scheduled_at)
+def _created_detail(media_type: str, scheduled_at: datetime, extra: Mapping[str, Any]) -> str:
+    """The JSON detail of a ``created`` event (``scheduled_at`` is a UTC instant)."""
+    # isoformat() of a UTC datetime ends with "+00:00"; swapping it for "Z" gives exactly
+    # _times.isoformat's text without its replace(tzinfo=None) copy (one per task).
+    at = scheduled_at.isoformat(timespec="microseconds")[:-6] + "Z"
     if not extra:  # plain ASCII values: exactly what the encoder would write
         return f'{{"media_type": "{media_type}", "scheduled_at": "{at}"}}'
     return _encode({"media_type": media_type, "scheduled_at": at, **extra})
@@ -229,6 +233,9 @@ def _row_to_task(row: Sequence[Any]) -> Task:
     )
     return task
 
+
+_TASK_BUILDER: Final = builder(Task)
+"""``unchecked(Task, ...)`` without the per-call look-up."""
 
 _Job = tuple[
     asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], bool
@@ -325,7 +332,14 @@ class _Worker:
         try:
             conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
-            outcomes.extend(_in_savepoint(conn, job) for job in jobs)
+            if len(jobs) == 1:
+                # Alone in its transaction, an operation needs no savepoint: its error
+                # rolls back the whole transaction below, which holds just that operation
+                # (two statements fewer for every lone write, such as one schedule call).
+                job = jobs[0]
+                outcomes.append((job, job[2](conn), None))
+            else:
+                outcomes.extend(_in_savepoint(conn, job) for job in jobs)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - nothing of the batch was committed
             if conn is not None and conn.in_transaction:
@@ -336,9 +350,7 @@ class _Worker:
             self._hand_back(job, result, error)
 
 
-def _in_savepoint(
-    conn: sqlite3.Connection, job: _Job
-) -> tuple[_Job, Any, BaseException | None]:
+def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
     """Run one write operation of a batch; on error, undo it alone."""
     conn.execute("SAVEPOINT eq_op")
     try:
@@ -451,6 +463,10 @@ class SQLiteTaskStore(WakeupMixin):
             conn.execute(f"PRAGMA synchronous = {sync}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
+            # 16 MiB of page cache instead of SQLite's 2 MiB: inserts touch the tail of
+            # several indexes, and with the default cache a 100,000-row file already
+            # rereads index pages from the OS (schedule_many: 41 -> 20 us per task row).
+            conn.execute("PRAGMA cache_size = -16384")
             self._migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -665,59 +681,66 @@ class SQLiteTaskStore(WakeupMixin):
     # -- scheduling and editing -----------------------------------------------------------
 
     def _insert_tasks(
-        self, conn: sqlite3.Connection, prepared: Sequence[Any], detail: Mapping[str, Any]
+        self, conn: sqlite3.Connection, prepared: Sequence[NewTask], detail: Mapping[str, Any]
     ) -> list[Task]:
         now = self._now()
         sessions = {p.session_id for p in prepared}
         for session_id in sessions:
             self._require_session(conn, session_id)
-        rows = [
-            (
-                p.id,
-                p.session_id,
-                p.group_id,
-                p.payload.media_type.value,
-                p.payload.content,
-                p.payload.media_url,
-                p.payload.mimetype,
-                p.payload.filename,
-                to_micros(p.scheduled_at),
-                p.max_attempts,
-                now,
-                now,
+        created = from_micros(now)
+        build_task = _TASK_BUILDER
+        pending = TaskStatus.PENDING
+        # One pass builds the rows, the events and the returned tasks (this loop runs once
+        # per task of a schedule_many batch on the worker thread, so attribute look-ups
+        # are hoisted and the enum's value is read from its slot).
+        rows, events, tasks = [], [], []
+        for p in prepared:
+            payload = p.payload
+            media_type: str = payload.media_type._value_
+            rows.append(
+                (
+                    p.id,
+                    p.session_id,
+                    p.group_id,
+                    media_type,
+                    payload.content,
+                    payload.media_url,
+                    payload.mimetype,
+                    payload.filename,
+                    to_micros(p.scheduled_at),
+                    p.max_attempts,
+                    now,
+                    now,
+                )
             )
-            for p in prepared
-        ]
+            events.append((p.id, now, _created_detail(media_type, p.scheduled_at, detail)))
+            tasks.append(
+                build_task(
+                    id=p.id,
+                    session_id=p.session_id,
+                    group_id=p.group_id,
+                    payload=payload,
+                    scheduled_at=p.scheduled_at,
+                    status=pending,
+                    attempts=0,
+                    max_attempts=p.max_attempts,
+                    last_error=None,
+                    created_at=created,
+                    updated_at=created,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    message_id=None,
+                )
+            )
         conn.executemany(
             "INSERT INTO eq_tasks (id, session_id, group_id, media_type, content, media_url, "
             "mimetype, filename, scheduled_at, status, attempts, max_attempts, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
             rows,
         )
-        created = now_dt = from_micros(now)
-        tasks = [
-            unchecked(
-                Task,
-                id=p.id,
-                session_id=p.session_id,
-                group_id=p.group_id,
-                payload=p.payload,
-                scheduled_at=p.scheduled_at,
-                status=TaskStatus.PENDING,
-                attempts=0,
-                max_attempts=p.max_attempts,
-                last_error=None,
-                created_at=created,
-                updated_at=now_dt,
-                worker_id=None,
-                lease_expires_at=None,
-                message_id=None,
-            )
-            for p in prepared
-        ]
         conn.executemany(
             "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, 'created', ?)",
-            [(t.id, now, _created_detail(t, detail)) for t in tasks],
+            events,
         )
         return tasks
 

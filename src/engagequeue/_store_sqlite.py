@@ -118,15 +118,25 @@ _COLUMNS: Final = (
 _MEDIA: Final = {m.value: m for m in MediaType}
 _STATUS: Final = {s.value: s for s in TaskStatus}
 
+# The window is every pending task up to the last of the ``window`` earliest due ones, in
+# due order: a range of eq_tasks_due that SQLite walks in index order, so the ORDER BY
+# needs no sort and the walk stops at :limit claimable tasks. (The window written as a
+# LIMITed subquery in FROM had the outer ORDER BY evaluate and sort the whole window
+# first: ~1.1 ms per claim instead of ~60 us with 200 due groups.)
 _CLAIM_SQL: Final = """
-    SELECT t.id FROM (
-        -- A window of the earliest due tasks, in due order: usually enough.
-        SELECT id, session_id, group_id, scheduled_at FROM eq_tasks INDEXED BY eq_tasks_due
-        WHERE status = 'pending' AND scheduled_at <= :now
-        ORDER BY scheduled_at, id
-        LIMIT :window
-    ) AS t
-    WHERE EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
+    WITH w (last_at, last_id) AS (
+        -- The window's last task; with fewer than :window due, (:now + 1, ''), which
+        -- bounds the range at scheduled_at <= :now (ids are never empty). One row always:
+        -- aggregates over the zero or one row the OFFSET leaves.
+        SELECT coalesce(max(scheduled_at), :now + 1), coalesce(max(id), '') FROM (
+            SELECT scheduled_at, id FROM eq_tasks INDEXED BY eq_tasks_due
+            WHERE status = 'pending' AND scheduled_at <= :now
+            ORDER BY scheduled_at, id
+            LIMIT 1 OFFSET :window - 1))
+    SELECT t.id FROM w CROSS JOIN eq_tasks AS t INDEXED BY eq_tasks_due
+    WHERE t.status = 'pending' AND t.scheduled_at <= :now
+      AND (t.scheduled_at, t.id) <= (w.last_at, w.last_id)
+      AND EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
       AND NOT EXISTS (
           SELECT 1 FROM eq_tasks AS b
           WHERE b.session_id = t.session_id AND b.group_id = t.group_id

@@ -477,6 +477,11 @@ class SQLiteTaskStore(WakeupMixin):
             # several indexes, and with the default cache a 100,000-row file already
             # rereads index pages from the OS (schedule_many: 41 -> 20 us per task row).
             conn.execute("PRAGMA cache_size = -16384")
+            # Checkpoint the WAL every 4,000 pages (16 MiB) instead of every 1,000: each
+            # checkpoint copies pages to the file and fsyncs, and the hot index pages a
+            # queue rewrites all the time are copied once per checkpoint however often
+            # they changed (Scheduler at concurrency 8: ~1,630 -> ~2,200 posts/s).
+            conn.execute("PRAGMA wal_autocheckpoint = 4000")
             self._migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()

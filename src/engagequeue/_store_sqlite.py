@@ -262,6 +262,11 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_exception(error)
 
 
+def _deliver_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in results:
+        _deliver(future, result, error)
+
+
 class _Worker:
     """The one thread that runs a store's sqlite3 calls, in submission order.
 
@@ -356,8 +361,14 @@ class _Worker:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             outcomes = [(job, None, exc) for job in jobs]
+        # One call_soon_threadsafe per event loop for the whole batch (not one per job):
+        # fewer self-pipe writes and loop wake-ups; results still go out in job order.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
         for job, result, error in outcomes:
-            self._hand_back(job, result, error)
+            by_loop.setdefault(job[0], []).append((job[1], result, error))
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_deliver_all, results)
 
 
 def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:

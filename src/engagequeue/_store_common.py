@@ -168,24 +168,62 @@ def prepare_task(
     except ValidationError as exc:
         if not prefix:
             raise
-        field = f"{prefix}.{exc.field}" if exc.field else prefix
-        raise ValidationError(f"{prefix}: {exc}", field=field) from exc
+        raise _prefixed(exc, prefix) from exc
+
+
+def _prefixed(exc: ValidationError, prefix: str) -> ValidationError:
+    """``exc`` for item ``prefix`` of a batch: ``items[3]: ...``, field ``items[3].field``."""
+    field = f"{prefix}.{exc.field}" if exc.field else prefix
+    return ValidationError(f"{prefix}: {exc}", field=field)
 
 
 def prepare_many(items: Iterable[object], max_attempts: object) -> list[NewTask]:
-    """Validate every item of a ``schedule_many`` call before anything is written."""
+    """Validate every item of a ``schedule_many`` call before anything is written.
+
+    The first item of each (session_id, group_id) pair goes through ``prepare_task``;
+    later items of the pair (plain ``str`` ids, already found valid) only have their
+    payload type and time checked. Errors are the same as ``prepare_task``'s.
+    """
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
         raise ValidationError("items must be an iterable of tuples", field="items")
     prepared: list[NewTask] = []
+    known: set[tuple[str, str]] = set()
+    build = builder(NewTask)
     for index, item in enumerate(items):
-        prefix = f"items[{index}]"
         if not isinstance(item, tuple | list) or len(item) != 4:  # noqa: PLR2004
+            prefix = f"items[{index}]"
             raise ValidationError(
                 f"{prefix} must be (session_id, group_id, payload, scheduled_at)", field=prefix
             )
         session_id, group_id, payload, scheduled_at = item
+        ids = (session_id, group_id)
+        if (
+            type(session_id) is not str
+            or type(group_id) is not str
+            or ids not in known
+            or not isinstance(payload, Payload)
+        ):
+            prepared.append(
+                prepare_task(
+                    session_id, group_id, payload, scheduled_at, max_attempts, f"items[{index}]"
+                )
+            )
+            if type(session_id) is str and type(group_id) is str:
+                known.add(ids)
+            continue
+        try:
+            at = parse_instant(scheduled_at, "scheduled_at")
+        except ValidationError as exc:
+            raise _prefixed(exc, f"items[{index}]") from exc
         prepared.append(
-            prepare_task(session_id, group_id, payload, scheduled_at, max_attempts, prefix=prefix)
+            build(
+                id=new_task_id(),
+                session_id=session_id,
+                group_id=group_id,
+                payload=payload,
+                scheduled_at=at,
+                max_attempts=max_attempts,  # checked with the pair's first item
+            )
         )
     return prepared
 
@@ -367,10 +405,15 @@ def unchecked(cls: type[Any], **values: Any) -> Any:  # noqa: ANN401 - builds an
     Every value was validated when it was written; re-validating each row on read would
     double the cost of a claim. Fields left out take their plain (non-factory) default.
     """
+    return builder(cls)(**values)
+
+
+def builder(cls: type[Any]) -> Callable[..., Any]:
+    """The keyword-only constructor ``unchecked`` uses for ``cls``, for hot loops to keep."""
     build = _BUILDERS.get(cls)
     if build is None:
         build = _BUILDERS[cls] = _builder(cls)
-    return build(**values)
+    return build
 
 
 _BUILDERS: Final[dict[type[Any], Callable[..., Any]]] = {}

@@ -26,7 +26,9 @@ from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus, chec
 from ._state import TRANSITIONS
 from ._store_common import (
     Clock,
+    NewTask,
     WakeupMixin,
+    builder,
     check_detail,
     check_durability,
     check_error,
@@ -116,15 +118,25 @@ _COLUMNS: Final = (
 _MEDIA: Final = {m.value: m for m in MediaType}
 _STATUS: Final = {s.value: s for s in TaskStatus}
 
+# The window is every pending task up to the last of the ``window`` earliest due ones, in
+# due order: a range of eq_tasks_due that SQLite walks in index order, so the ORDER BY
+# needs no sort and the walk stops at :limit claimable tasks. (The window written as a
+# LIMITed subquery in FROM had the outer ORDER BY evaluate and sort the whole window
+# first: ~1.1 ms per claim instead of ~60 us with 200 due groups.)
 _CLAIM_SQL: Final = """
-    SELECT t.id FROM (
-        -- A window of the earliest due tasks, in due order: usually enough.
-        SELECT id, session_id, group_id, scheduled_at FROM eq_tasks INDEXED BY eq_tasks_due
-        WHERE status = 'pending' AND scheduled_at <= :now
-        ORDER BY scheduled_at, id
-        LIMIT :window
-    ) AS t
-    WHERE EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
+    WITH w (last_at, last_id) AS (
+        -- The window's last task; with fewer than :window due, (:now + 1, ''), which
+        -- bounds the range at scheduled_at <= :now (ids are never empty). One row always:
+        -- aggregates over the zero or one row the OFFSET leaves.
+        SELECT coalesce(max(scheduled_at), :now + 1), coalesce(max(id), '') FROM (
+            SELECT scheduled_at, id FROM eq_tasks INDEXED BY eq_tasks_due
+            WHERE status = 'pending' AND scheduled_at <= :now
+            ORDER BY scheduled_at, id
+            LIMIT 1 OFFSET :window - 1))
+    SELECT t.id FROM w CROSS JOIN eq_tasks AS t INDEXED BY eq_tasks_due
+    WHERE t.status = 'pending' AND t.scheduled_at <= :now
+      AND (t.scheduled_at, t.id) <= (w.last_at, w.last_id)
+      AND EXISTS (SELECT 1 FROM eq_sessions AS s WHERE s.id = t.session_id AND s.connected = 1)
       AND NOT EXISTS (
           SELECT 1 FROM eq_tasks AS b
           WHERE b.session_id = t.session_id AND b.group_id = t.group_id
@@ -192,9 +204,11 @@ def _dumps(detail: Mapping[str, Any]) -> str:
     return _encode(detail) if detail else "{}"
 
 
-def _created_detail(task: Task, extra: Mapping[str, Any]) -> str:
-    """The JSON detail of a ``created`` event."""
-    media_type, at = task.payload.media_type.value, isoformat(task.scheduled_at)
+def _created_detail(media_type: str, scheduled_at: datetime, extra: Mapping[str, Any]) -> str:
+    """The JSON detail of a ``created`` event (``scheduled_at`` is a UTC instant)."""
+    # isoformat() of a UTC datetime ends with "+00:00"; swapping it for "Z" gives exactly
+    # _times.isoformat's text without its replace(tzinfo=None) copy (one per task).
+    at = scheduled_at.isoformat(timespec="microseconds")[:-6] + "Z"
     if not extra:  # plain ASCII values: exactly what the encoder would write
         return f'{{"media_type": "{media_type}", "scheduled_at": "{at}"}}'
     return _encode({"media_type": media_type, "scheduled_at": at, **extra})
@@ -230,6 +244,9 @@ def _row_to_task(row: Sequence[Any]) -> Task:
     return task
 
 
+_TASK_BUILDER: Final = builder(Task)
+"""``unchecked(Task, ...)`` without the per-call look-up."""
+
 _Job = tuple[
     asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], bool
 ]
@@ -243,6 +260,11 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_result(result)
     else:
         future.set_exception(error)
+
+
+def _deliver_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in results:
+        _deliver(future, result, error)
 
 
 class _Worker:
@@ -325,20 +347,31 @@ class _Worker:
         try:
             conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
-            outcomes.extend(_in_savepoint(conn, job) for job in jobs)
+            if len(jobs) == 1:
+                # Alone in its transaction, an operation needs no savepoint: its error
+                # rolls back the whole transaction below, which holds just that operation
+                # (two statements fewer for every lone write, such as one schedule call).
+                job = jobs[0]
+                outcomes.append((job, job[2](conn), None))
+            else:
+                outcomes.extend(_in_savepoint(conn, job) for job in jobs)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - nothing of the batch was committed
             if conn is not None and conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             outcomes = [(job, None, exc) for job in jobs]
+        # One call_soon_threadsafe per event loop for the whole batch (not one per job):
+        # fewer self-pipe writes and loop wake-ups; results still go out in job order.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
         for job, result, error in outcomes:
-            self._hand_back(job, result, error)
+            by_loop.setdefault(job[0], []).append((job[1], result, error))
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_deliver_all, results)
 
 
-def _in_savepoint(
-    conn: sqlite3.Connection, job: _Job
-) -> tuple[_Job, Any, BaseException | None]:
+def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
     """Run one write operation of a batch; on error, undo it alone."""
     conn.execute("SAVEPOINT eq_op")
     try:
@@ -451,6 +484,15 @@ class SQLiteTaskStore(WakeupMixin):
             conn.execute(f"PRAGMA synchronous = {sync}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
+            # 16 MiB of page cache instead of SQLite's 2 MiB: inserts touch the tail of
+            # several indexes, and with the default cache a 100,000-row file already
+            # rereads index pages from the OS (schedule_many: 41 -> 20 us per task row).
+            conn.execute("PRAGMA cache_size = -16384")
+            # Checkpoint the WAL every 4,000 pages (16 MiB) instead of every 1,000: each
+            # checkpoint copies pages to the file and fsyncs, and the hot index pages a
+            # queue rewrites all the time are copied once per checkpoint however often
+            # they changed (Scheduler at concurrency 8: ~1,630 -> ~2,200 posts/s).
+            conn.execute("PRAGMA wal_autocheckpoint = 4000")
             self._migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -665,59 +707,66 @@ class SQLiteTaskStore(WakeupMixin):
     # -- scheduling and editing -----------------------------------------------------------
 
     def _insert_tasks(
-        self, conn: sqlite3.Connection, prepared: Sequence[Any], detail: Mapping[str, Any]
+        self, conn: sqlite3.Connection, prepared: Sequence[NewTask], detail: Mapping[str, Any]
     ) -> list[Task]:
         now = self._now()
         sessions = {p.session_id for p in prepared}
         for session_id in sessions:
             self._require_session(conn, session_id)
-        rows = [
-            (
-                p.id,
-                p.session_id,
-                p.group_id,
-                p.payload.media_type.value,
-                p.payload.content,
-                p.payload.media_url,
-                p.payload.mimetype,
-                p.payload.filename,
-                to_micros(p.scheduled_at),
-                p.max_attempts,
-                now,
-                now,
+        created = from_micros(now)
+        build_task = _TASK_BUILDER
+        pending = TaskStatus.PENDING
+        # One pass builds the rows, the events and the returned tasks (this loop runs once
+        # per task of a schedule_many batch on the worker thread, so attribute look-ups
+        # are hoisted and the enum's value is read from its slot).
+        rows, events, tasks = [], [], []
+        for p in prepared:
+            payload = p.payload
+            media_type: str = payload.media_type._value_
+            rows.append(
+                (
+                    p.id,
+                    p.session_id,
+                    p.group_id,
+                    media_type,
+                    payload.content,
+                    payload.media_url,
+                    payload.mimetype,
+                    payload.filename,
+                    to_micros(p.scheduled_at),
+                    p.max_attempts,
+                    now,
+                    now,
+                )
             )
-            for p in prepared
-        ]
+            events.append((p.id, now, _created_detail(media_type, p.scheduled_at, detail)))
+            tasks.append(
+                build_task(
+                    id=p.id,
+                    session_id=p.session_id,
+                    group_id=p.group_id,
+                    payload=payload,
+                    scheduled_at=p.scheduled_at,
+                    status=pending,
+                    attempts=0,
+                    max_attempts=p.max_attempts,
+                    last_error=None,
+                    created_at=created,
+                    updated_at=created,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    message_id=None,
+                )
+            )
         conn.executemany(
             "INSERT INTO eq_tasks (id, session_id, group_id, media_type, content, media_url, "
             "mimetype, filename, scheduled_at, status, attempts, max_attempts, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
             rows,
         )
-        created = now_dt = from_micros(now)
-        tasks = [
-            unchecked(
-                Task,
-                id=p.id,
-                session_id=p.session_id,
-                group_id=p.group_id,
-                payload=p.payload,
-                scheduled_at=p.scheduled_at,
-                status=TaskStatus.PENDING,
-                attempts=0,
-                max_attempts=p.max_attempts,
-                last_error=None,
-                created_at=created,
-                updated_at=now_dt,
-                worker_id=None,
-                lease_expires_at=None,
-                message_id=None,
-            )
-            for p in prepared
-        ]
         conn.executemany(
             "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, 'created', ?)",
-            [(t.id, now, _created_detail(t, detail)) for t in tasks],
+            events,
         )
         return tasks
 

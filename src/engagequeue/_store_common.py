@@ -10,14 +10,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import attrs
 
 from ._errors import ValidationError
-from ._models import Payload, Task, TaskStatus, check_identifier
+from ._models import MediaType, Payload, Task, TaskStatus, check_identifier
 from ._times import isoformat, parse_instant, utcnow
 
 __all__ = [
@@ -479,3 +479,53 @@ def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"detail must be JSON-serialisable: {exc}", field="detail") from exc
     return dict(detail)
+
+
+TASK_COLUMNS: Final = (
+    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
+    "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
+    "worker_id, lease_expires_at, message_id"
+)
+"""The task columns every store selects, in the order ``task_reader`` reads them."""
+
+MEDIA_TYPES: Final = {m.value: m for m in MediaType}
+STATUSES: Final = {s.value: s for s in TaskStatus}
+
+
+def task_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]], Task]:
+    """Return a function that builds a ``Task`` from a row of ``TASK_COLUMNS``.
+
+    ``instant`` turns a stored time (microseconds, a ``timestamptz``...) into an aware UTC
+    datetime. Rows were validated when written, so no check runs again.
+    """
+
+    def read(row: Sequence[Any]) -> Task:
+        payload = unchecked(
+            Payload,
+            media_type=MEDIA_TYPES[row[3]],
+            content=row[4],
+            media_url=row[5],
+            mimetype=row[6],
+            filename=row[7],
+        )
+        lease = row[16]
+        task: Task = unchecked(
+            Task,
+            id=row[0],
+            session_id=row[1],
+            group_id=row[2],
+            payload=payload,
+            scheduled_at=instant(row[8]),
+            status=STATUSES[row[9]],
+            attempts=row[10],
+            max_attempts=row[11],
+            last_error=row[12],
+            created_at=instant(row[13]),
+            updated_at=instant(row[14]),
+            worker_id=row[15],
+            lease_expires_at=None if lease is None else instant(lease),
+            message_id=row[17],
+        )
+        return task
+
+    return read

@@ -37,9 +37,11 @@ from tenacity import (
 )
 
 from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
-from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
+from ._models import Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
 from ._state import TRANSITIONS
 from ._store_common import (
+    STATUSES,
+    TASK_COLUMNS,
     Clock,
     NewTask,
     WakeupMixin,
@@ -59,6 +61,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    task_reader,
     unchecked,
 )
 from ._times import isoformat, parse_instant
@@ -146,13 +149,8 @@ _MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
     ),
 )
 
-_COLUMNS: Final = (
-    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
-    "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
-    "worker_id, lease_expires_at, message_id"
-)
-_MEDIA: Final = {m.value: m for m in MediaType}
-_STATUS: Final = {s.value: s for s in TaskStatus}
+_COLUMNS: Final = TASK_COLUMNS
+_STATUS: Final = STATUSES
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # synchronous_commit levels, weakest first.
 _SYNC_LEVELS: Final = ("off", "local", "remote_write", "on", "remote_apply")
@@ -177,34 +175,7 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def _row_to_task(row: Sequence[Any]) -> Task:
-    payload = unchecked(
-        Payload,
-        media_type=_MEDIA[row[3]],
-        content=row[4],
-        media_url=row[5],
-        mimetype=row[6],
-        filename=row[7],
-    )
-    lease = row[16]
-    task: Task = unchecked(
-        Task,
-        id=row[0],
-        session_id=row[1],
-        group_id=row[2],
-        payload=payload,
-        scheduled_at=_utc(row[8]),
-        status=_STATUS[row[9]],
-        attempts=row[10],
-        max_attempts=row[11],
-        last_error=row[12],
-        created_at=_utc(row[13]),
-        updated_at=_utc(row[14]),
-        worker_id=row[15],
-        lease_expires_at=None if lease is None else _utc(lease),
-        message_id=row[17],
-    )
-    return task
+_row_to_task: Final = task_reader(_utc)
 
 
 def _dumps(detail: Mapping[str, Any]) -> str:

@@ -22,9 +22,11 @@ from types import MappingProxyType
 from typing import Any, Final, Self, TypeVar
 
 from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
-from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
+from ._models import Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
 from ._state import TRANSITIONS
 from ._store_common import (
+    STATUSES,
+    TASK_COLUMNS,
     Clock,
     NewTask,
     WakeupMixin,
@@ -45,6 +47,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    task_reader,
     to_micros_delta,
     unchecked,
 )
@@ -110,13 +113,9 @@ _MIGRATIONS: Final[Sequence[str]] = (
     """,
 )
 
-_COLUMNS: Final = (
-    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
-    "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
-    "worker_id, lease_expires_at, message_id"
-)
-_MEDIA: Final = {m.value: m for m in MediaType}
-_STATUS: Final = {s.value: s for s in TaskStatus}
+_COLUMNS: Final = TASK_COLUMNS
+_STATUS: Final = STATUSES
+_row_to_task: Final = task_reader(from_micros)
 
 # The window is every pending task up to the last of the ``window`` earliest due ones, in
 # due order: a range of eq_tasks_due that SQLite walks in index order, so the ORDER BY
@@ -212,36 +211,6 @@ def _created_detail(media_type: str, scheduled_at: datetime, extra: Mapping[str,
     if not extra:  # plain ASCII values: exactly what the encoder would write
         return f'{{"media_type": "{media_type}", "scheduled_at": "{at}"}}'
     return _encode({"media_type": media_type, "scheduled_at": at, **extra})
-
-
-def _row_to_task(row: Sequence[Any]) -> Task:
-    payload = unchecked(
-        Payload,
-        media_type=_MEDIA[row[3]],
-        content=row[4],
-        media_url=row[5],
-        mimetype=row[6],
-        filename=row[7],
-    )
-    lease = row[16]
-    task: Task = unchecked(
-        Task,
-        id=row[0],
-        session_id=row[1],
-        group_id=row[2],
-        payload=payload,
-        scheduled_at=from_micros(row[8]),
-        status=_STATUS[row[9]],
-        attempts=row[10],
-        max_attempts=row[11],
-        last_error=row[12],
-        created_at=from_micros(row[13]),
-        updated_at=from_micros(row[14]),
-        worker_id=row[15],
-        lease_expires_at=None if lease is None else from_micros(lease),
-        message_id=row[17],
-    )
-    return task
 
 
 _TASK_BUILDER: Final = builder(Task)

@@ -26,8 +26,9 @@ def _signature(obj: object) -> str:
         text = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
-    # Defaults shown by their repr may carry a memory address: keep the page stable.
-    return re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"<\1>", text)
+    # Defaults that are other libraries' objects print reprs that change between their
+    # releases (and memory addresses): show them as <...> to keep the page stable.
+    return re.sub(r"<(?!MediaType\.|TaskStatus\.)[^<>]*>", "<...>", text)
 
 
 def _doc(obj: object) -> str:

@@ -20,7 +20,7 @@ import attrs
 
 from ._models import TaskStatus
 
-__all__ = ["EVENT_KINDS", "FINAL_STATUSES", "TRANSITIONS", "Transition", "transition"]
+__all__ = ["EVENT_KINDS", "FINAL_STATUSES", "TRANSITIONS", "Transition", "allowed_moves"]
 
 P, R, C, F, X = (
     TaskStatus.PENDING,
@@ -77,11 +77,6 @@ EVENT_KINDS: Final = frozenset(
     }
 )
 """Every kind of ``TaskEvent`` a store writes."""
-
-
-def transition(operation: str) -> Transition:
-    """Return the transition for ``operation`` (``KeyError`` for an unknown one)."""
-    return TRANSITIONS[operation]
 
 
 def allowed_moves() -> frozenset[tuple[TaskStatus, TaskStatus]]:

@@ -36,7 +36,7 @@ from engagequeue import (
     TaskNotFound,
     TaskStatus,
 )
-from engagequeue._state import allowed_moves
+from engagequeue._state import EVENT_KINDS, allowed_moves
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SESSIONS = ("s1", "s2")
@@ -353,6 +353,7 @@ class StoreAgainstModel(RuleBasedStateMachine):
             if task_id in self.model:
                 kinds = [e.kind for e in self.run(self.store.events(task_id))]
                 assert kinds == self.model[task_id].events
+                assert set(kinds) <= EVENT_KINDS
         self.touched.clear()
 
 

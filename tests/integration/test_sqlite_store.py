@@ -46,12 +46,106 @@ async def test_schema_version_is_recorded_and_a_newer_file_is_refused(db_path: P
     async with SQLiteTaskStore(db_path):
         pass
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT value FROM eq_meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM eq_meta WHERE key = 'schema_version'").fetchone() == (
+        "2",
+    )
     conn.execute("UPDATE eq_meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
     with pytest.raises(EngageQueueError, match="newer"):
         await SQLiteTaskStore(db_path).open()
+
+
+def _index_names(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+    finally:
+        conn.close()
+
+
+async def test_a_version_1_file_is_migrated_in_place_and_keeps_its_tasks(db_path: Path) -> None:
+    """Version 2 replaced two indexes; a file written by version 1 is migrated on open."""
+    from engagequeue._store_sqlite import _MIGRATIONS
+
+    async with SQLiteTaskStore(db_path) as store:
+        await store.add_session("s1")
+        tasks = [
+            await store.schedule("s1", "g", Payload.text(str(i)), T0 + timedelta(minutes=i))
+            for i in range(6)
+        ]
+        for task in await store.claim_due(now=T0 + timedelta(hours=1), limit=1):
+            await store.complete(task.id)
+        await store.cancel(tasks[3].id)
+        before = [await store.history("s1", "g", status=s) for s in (None, "pending", "completed")]
+    # Turn the file back into what version 1 wrote: its indexes, its version number.
+    version_1_indexes = [
+        statement.strip()
+        for statement in _MIGRATIONS[0].split(";")
+        if "eq_tasks_history" in statement or "eq_tasks_session_processing" in statement
+    ]
+    assert len(version_1_indexes) == 2
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP INDEX eq_tasks_group_time")
+    conn.execute("DROP INDEX eq_tasks_group_done")
+    for statement in version_1_indexes:
+        conn.execute(statement.split("\n")[-1] if statement.startswith("--") else statement)
+    conn.execute("UPDATE eq_meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    assert {"eq_tasks_history", "eq_tasks_session_processing"} <= _index_names(db_path)
+
+    async with SQLiteTaskStore(db_path) as store:
+        after = [await store.history("s1", "g", status=s) for s in (None, "pending", "completed")]
+        assert after == before
+        assert [t.status for t in after[0].items][:4] == [
+            TaskStatus.COMPLETED,
+            TaskStatus.PENDING,
+            TaskStatus.PENDING,
+            TaskStatus.CANCELLED,
+        ]
+    names = _index_names(db_path)
+    assert {"eq_tasks_group_time", "eq_tasks_group_done"} <= names
+    assert not {"eq_tasks_history", "eq_tasks_session_processing"} & names
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT value FROM eq_meta WHERE key = 'schema_version'").fetchone() == (
+        "2",
+    )
+    conn.close()
+
+
+async def test_history_and_disconnect_read_the_indexes_made_for_them(db_path: Path) -> None:
+    from engagequeue._store_common import prepare_history
+    from engagequeue._store_sqlite import _history_sql
+
+    def plan(conn: sqlite3.Connection, sql: str, params: list[object]) -> str:
+        return " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+    async with SQLiteTaskStore(db_path) as store:
+        conn = store._db()
+        expected = {
+            None: {"eq_tasks_group_time"},
+            "completed": {"eq_tasks_group_done"},
+            ("failed", "pending"): {"eq_tasks_group_done", "eq_tasks_group_pending"},
+            ("processing",): {"eq_tasks_one_in_flight"},
+        }
+        for status, indexes in expected.items():
+            query = prepare_history("s1", "g", T0, None, status, 50, 0)
+            count_sql, page_sql, params = _history_sql(query)
+            for sql, args in ((count_sql, params), (page_sql, [*params, 50, 0])):
+                details = plan(conn, sql, args)
+                assert all(index in details for index in indexes), (status, details)
+                assert "SCAN eq_tasks" not in details.replace("USING INDEX", ""), details
+        await store.add_session("s1")
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        await store.session_disconnected("s1")
+        conn.set_trace_callback(None)
+        (release,) = [s for s in statements if s.startswith("UPDATE eq_tasks")]
+        assert "eq_tasks_one_in_flight" in plan(conn, release, [])
 
 
 async def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
@@ -109,7 +203,9 @@ async def test_a_backlog_in_a_busy_group_does_not_hide_other_groups(db_path: Pat
             ("s", "busy", Payload.text(str(i)), T0 + timedelta(seconds=i)) for i in range(600)
         )
         late = [
-            await store.schedule("s", f"g{i}", Payload.text("late"), T0 + timedelta(hours=1, minutes=i))
+            await store.schedule(
+                "s", f"g{i}", Payload.text("late"), T0 + timedelta(hours=1, minutes=i)
+            )
             for i in range(3)
         ]
         await store.schedule("down", "g", Payload.text("not claimable"), T0 + timedelta(hours=1))

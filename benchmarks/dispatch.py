@@ -9,6 +9,8 @@
 - ``end_to_end``: a running ``Scheduler`` on a SQLite file drains ``tasks`` due posts
   spread over ``groups`` groups through ``InMemoryTransport`` (no pacing, no send delay),
   once per concurrency given.
+- ``reference``: the bare sqlite3 claim-then-complete loop of ``store_bench.py`` on the same
+  disk, the VM's speed during this run (it varies by 2x from hour to hour).
 - ``lag``: with the loop running and idle, posts are scheduled one by one, each 5 to 50 ms
   ahead; lag is the time from a post's ``scheduled_at`` to its send.
 """
@@ -29,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from store_bench import run_reference  # the bare sqlite3 loop: this VM's speed right now
 
 from engagequeue import InMemoryTransport, Payload, Scheduler, SQLiteTaskStore
 
@@ -116,9 +120,20 @@ async def lag(path, posts):
     }
 
 
+def targets(result):
+    """The issue-3 targets, judged on this run's figures."""
+    best = max(run["tasks_per_s"] for run in result["end_to_end"])
+    p99 = result["lag"]["p99_ms"]
+    return {
+        "end_to_end_tasks_per_s": {"value": best, "min": 5_000, "pass": best >= 5_000},
+        "lag_p99_ms": {"value": p99, "max": 10.0, "pass": p99 <= 10.0},
+    }
+
+
 async def main(args):
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = Path(tmp)
+        load_start = os.getloadavg()[0]
         result = {
             "benchmark": "dispatch",
             "machine": {
@@ -141,7 +156,10 @@ async def main(args):
                 for c in args.concurrency
             ],
             "lag": await lag(base / "lag.sqlite3", args.lag_posts),
+            "reference": run_reference(base, tasks=args.tasks, synchronous="NORMAL"),
         }
+        result["targets"] = targets(result)
+        result["machine"]["load_average_1m"] = [load_start, os.getloadavg()[0]]
     print(json.dumps(result, indent=2))
 
 

@@ -325,3 +325,30 @@ def test_the_group_walk_claims_exactly_what_the_window_scan_claims(
             return [[t.payload.content for t in r] for r in rounds]
 
     assert asyncio.run(run(1)) == asyncio.run(run(10_000))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX-only; Windows has no sidecar")
+async def test_writers_take_turns_on_the_sidecar_lock_and_readers_do_not_wait(
+    db_path: Path,
+) -> None:
+    """engagequeue writers queue on ``<file>-eqlock`` (handed over by the kernel) instead of
+    polling SQLite's lock; a write waits while another holder has it, another store's read
+    does not."""
+    import fcntl
+
+    async with SQLiteTaskStore(db_path) as store:
+        await store.add_session("s1")
+        first = await store.schedule("s1", "g", Payload.text("first"), T0)
+        lock_path = Path(f"{db_path}-eqlock")
+        assert lock_path.exists()
+        with lock_path.open("a") as other_writer:
+            fcntl.flock(other_writer, fcntl.LOCK_EX)
+            write = asyncio.ensure_future(store.schedule("s1", "g", Payload.text("second"), T0))
+            await asyncio.sleep(0.3)
+            assert not write.done()
+            async with SQLiteTaskStore(db_path) as reader:  # opening writes nothing new
+                assert (await reader.get(first.id)).status is TaskStatus.PENDING
+            fcntl.flock(other_writer, fcntl.LOCK_UN)
+            second = await asyncio.wait_for(write, 5)
+        assert (await store.history("s1", "g")).total == 2
+        assert second.payload.content == "second"

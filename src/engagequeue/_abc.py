@@ -126,6 +126,13 @@ class TaskStore(Protocol):
     async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
         """Mark a processing task completed."""
 
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+        """Record (event ``sending``) that a processing task's send starts; no status change.
+
+        With ``worker_id``, ``TaskConflict`` unless that worker still holds the claim. The
+        ``Scheduler`` calls it when the store has it (an addition to the original contract).
+        """
+
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None
     ) -> Task:

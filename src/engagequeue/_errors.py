@@ -59,10 +59,18 @@ class TaskConflict(EngageQueueError):  # noqa: N818 - contract name
     ``status`` holds the task's current status, ``operation`` what was refused.
     """
 
-    def __init__(self, task_id: str, status: TaskStatus, operation: str, allowed: str) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        operation: str,
+        allowed: str,
+        *,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(
-            f"cannot {operation} task {task_id!r}: it is {status.value}, "
-            f"and {operation} needs a {allowed} task"
+            f"cannot {operation} task {task_id!r}: "
+            + (reason or f"it is {status.value}, and {operation} needs a {allowed} task")
         )
         self.task_id = task_id
         self.status = status

@@ -534,16 +534,12 @@ class Scheduler:
         try:
             if flight.stale:
                 return await self._settle(flight, "release", "session disconnected")
-            early = (task.scheduled_at - self.now()).total_seconds()
-            if early > 0:  # claimed ahead (claim_ahead): leave at its time, not before
-                await asyncio.sleep(early)
-            if self._expired(task):
-                return await self._expire(flight)
-            await self._pace(task.session_id)
-            if self._expired(task):
+            if not await self._wait_turn(task):
                 return await self._expire(flight)
             flight.phase = _Phase.SENDING
-            receipt = await self._send(task)
+            receipt = await self._send(flight)
+            if receipt is None:  # no longer this worker's task: not sent
+                return False
         except asyncio.CancelledError:
             if not flight.store_releases:
                 await asyncio.shield(self._settle(flight, "release", flight.cancel_reason))
@@ -561,7 +557,54 @@ class Scheduler:
             message_id = str(message_id)
         return await self._settle(flight, "complete", message_id)
 
-    async def _send(self, task: Task) -> SendReceipt:
+    async def _wait_turn(self, task: Task) -> bool:
+        """Wait for the task's time and its session's pacing slot; False if it expired."""
+        early = (task.scheduled_at - self.now()).total_seconds()
+        if early > 0:  # claimed ahead (claim_ahead): leave at its time, not before
+            await asyncio.sleep(early)
+        if self._expired(task):
+            return False
+        await self._pace(task.session_id)
+        return not self._expired(task)
+
+    async def _mark_sending(self, flight: _Flight) -> bool:
+        """Write the ``sending`` event; False (and no send) if the task is no longer ours.
+
+        The store checks that this worker still holds the claim, so a worker whose lease
+        ended and whose task another worker took does not send it a second time. When the
+        store cannot be written, nothing is sent: the lease returns the task later.
+        """
+        mark = getattr(self.store, "mark_sending", None)
+        if not callable(mark):
+            return True
+        task = flight.task
+        try:
+            await mark(task.id, worker_id=self.worker_id)
+        except (TaskConflict, TaskNotFound) as exc:
+            flight.settled = True
+            logger.warning(
+                "task %s: not sending it, it is no longer this worker's: %s",
+                task.id,
+                exc,
+                extra={"task_id": task.id, "event": "not_sent"},
+            )
+            return False
+        except Exception:
+            flight.settled = True
+            logger.exception(
+                "task %s: could not record its send in the store, so it is not sent now; "
+                "its lease (%s) will return it",
+                task.id,
+                self.lease,
+            )
+            return False
+        return True
+
+    async def _send(self, flight: _Flight) -> SendReceipt | None:
+        """Record the send, then send; None if the task is no longer this worker's."""
+        if not await self._mark_sending(flight):
+            return None
+        task = flight.task
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "task %s sending (session=%s group=%s attempt %d of %d)",

@@ -68,6 +68,7 @@ EVENT_KINDS: Final = frozenset(
         "created",
         "edited",
         "claimed",
+        "sending",
         "completed",
         "failed",
         "retried",

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._errors import ValidationError
+from ._errors import TaskConflict, ValidationError
 from ._models import MediaType, Payload, Task, TaskStatus, check_identifier
 from ._times import isoformat, parse_instant, utcnow
 
@@ -239,6 +239,27 @@ def prepare_claim(
     if not isinstance(lease, timedelta) or lease <= timedelta(0):
         raise ValidationError(f"lease must be a positive timedelta, got {lease!r}", field="lease")
     return limit, lease, check_optional_text(worker_id, "worker_id")
+
+
+def sending_detail(task: Task, worker_id: str | None) -> dict[str, Any]:
+    """Check that ``mark_sending`` may record the send of ``task``; return the event detail.
+
+    The task must be processing and, when ``worker_id`` is given, claimed by that worker.
+    """
+    if task.status is not TaskStatus.PROCESSING:
+        raise TaskConflict(task.id, task.status, "mark_sending", "processing")
+    if worker_id is not None and task.worker_id != worker_id:
+        raise TaskConflict(
+            task.id,
+            task.status,
+            "mark_sending",
+            "processing",
+            reason=(
+                f"it is claimed by worker {task.worker_id!r}, not {worker_id!r} "
+                f"(the lease of {worker_id!r} ended and the task was claimed again)"
+            ),
+        )
+    return {"worker_id": task.worker_id, "attempt": task.attempts + 1}
 
 
 @attrs.frozen

@@ -61,6 +61,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    sending_detail,
     task_reader,
     unchecked,
 )
@@ -1033,6 +1034,34 @@ class PostgresTaskStore(WakeupMixin):
         task = await self._write(run)
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
+
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+        """Record that the send of a processing task starts now (event ``sending``).
+
+        The status does not change. With ``worker_id``, the task must still be claimed by
+        that worker: one whose lease ended while the task was claimed again gets
+        ``TaskConflict`` instead of sending the post a second time.
+        """
+        check_identifier(task_id, "task_id")
+        worker = check_optional_text(worker_id, "worker_id")
+
+        async def run(conn: Connection) -> _Event:
+            # FOR SHARE: no claim, completion or recovery changes the task before the
+            # event is committed.
+            cursor = await conn.execute(
+                f"SELECT {_COLUMNS} FROM {self._s}.tasks WHERE id = %s FOR SHARE", (task_id,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise TaskNotFound(task_id)
+            task = _row_to_task(row)
+            event = _Event(task, "sending", sending_detail(task, worker))
+            await self._insert_events(conn, self._now(), [event])
+            return event
+
+        event = await self._write(run)
+        self._log([event])
+        return event.task
 
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None

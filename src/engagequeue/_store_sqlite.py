@@ -54,6 +54,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    sending_detail,
     task_reader,
     to_micros_delta,
     unchecked,
@@ -1019,6 +1020,26 @@ class SQLiteTaskStore(WakeupMixin):
         task = await self._transact(run)
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
+
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+        """Record that the send of a processing task starts now (event ``sending``).
+
+        The status does not change. With ``worker_id``, the task must still be claimed by
+        that worker: one whose lease ended while the task was claimed again gets
+        ``TaskConflict`` instead of sending the post a second time.
+        """
+        check_identifier(task_id, "task_id")
+        worker = check_optional_text(worker_id, "worker_id")
+
+        def run(conn: sqlite3.Connection) -> _Event:
+            task = self._fetch(conn, task_id)
+            event = _Event(task, "sending", sending_detail(task, worker))
+            self._insert_events(conn, self._now(), [event])
+            return event
+
+        event = await self._transact(run)
+        self._log([event])
+        return event.task
 
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None

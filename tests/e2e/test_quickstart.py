@@ -39,7 +39,7 @@ def test_quickstart_sends_three_posts_in_order_and_prints_the_history(tmp_path):
     history = [line for line in lines if "attempts=" in line]
     assert len(history) == 3
     assert all("completed attempts=1 message_id=console-" in line for line in history)
-    assert lines[-1] == "audit trail of the last post: created, claimed, completed"
+    assert lines[-1] == "audit trail of the last post: created, claimed, sending, completed"
     assert db.exists()
 
 

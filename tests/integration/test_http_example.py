@@ -130,7 +130,7 @@ async def test_the_example_app_serves_scoped_moderation_over_sqlite(served):
         assert late.status_code == 409
         assert late.json()["status"] == "completed"
         trail = await http.get(f"/api/moderation/engagement/{due_id}/events", headers=a)
-        assert [e["kind"] for e in trail.json()] == ["created", "claimed", "completed"]
+        assert [e["kind"] for e in trail.json()] == ["created", "claimed", "sending", "completed"]
 
     async with SQLiteTaskStore(db) as store:
         assert (await store.get(task_id)).payload.content == "Hello again"

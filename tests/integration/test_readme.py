@@ -38,4 +38,4 @@ def test_snippet_runs(
         assert lines[0].endswith(
             "shop-bot -> 120363021234567890@g.us [image] https://example.com/a.jpg | Hello!"
         )
-        assert lines[1] == "1 ['created', 'edited', 'claimed', 'completed']"
+        assert lines[1] == "1 ['created', 'edited', 'claimed', 'sending', 'completed']"

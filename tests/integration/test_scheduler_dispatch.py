@@ -20,6 +20,7 @@ from engagequeue import (
     Scheduler,
     SendReceipt,
     SQLiteTaskStore,
+    Task,
     TaskStatus,
     TransientTransportError,
     ValidationError,
@@ -82,7 +83,7 @@ async def test_run_once_sends_what_is_due_and_leaves_future_posts_pending(store,
         assert done.status is TaskStatus.COMPLETED
         assert done.attempts == 1
         assert done.message_id in {m.message_id for m in transport.sent}
-        assert await kinds(store, task.id) == ["created", "claimed", "completed"]
+        assert await kinds(store, task.id) == ["created", "claimed", "sending", "completed"]
     assert (await store.get(later.id)).status is TaskStatus.PENDING
 
 
@@ -160,7 +161,10 @@ async def test_transient_failure_is_retried_after_a_durable_backoff_then_succeed
     assert done.status is TaskStatus.COMPLETED
     assert done.attempts == 2
     assert len(transport.sent) == 1
-    assert await kinds(store, task.id) == ["created", "claimed", "retried", "claimed", "completed"]
+    assert await kinds(store, task.id) == [
+        *("created", "claimed", "sending", "retried"),
+        *("claimed", "sending", "completed"),
+    ]
 
 
 async def test_default_backoff_is_exponential_with_jitter(store, clock):
@@ -187,7 +191,7 @@ async def test_permanent_failure_fails_at_once_without_retry(store, clock):
     assert failed.attempts == 1
     assert "unknown chat" in failed.last_error
     assert transport.calls == 1
-    assert await kinds(store, task.id) == ["created", "claimed", "failed"]
+    assert await kinds(store, task.id) == ["created", "claimed", "sending", "failed"]
 
 
 async def test_retries_stop_after_max_attempts(store, clock):
@@ -203,12 +207,9 @@ async def test_retries_stop_after_max_attempts(store, clock):
     assert "still down" in failed.last_error
     assert await kinds(store, task.id) == [
         "created",
-        "claimed",
-        "retried",
-        "claimed",
-        "retried",
-        "claimed",
-        "failed",
+        *("claimed", "sending", "retried"),
+        *("claimed", "sending", "retried"),
+        *("claimed", "sending", "failed"),
     ]
     assert transport.calls == 3
     assert transport.sent == []
@@ -288,7 +289,10 @@ async def test_an_expired_lease_of_a_dead_worker_is_recovered_and_sent(store, cl
     done = await store.get(task.id)
     assert done.status is TaskStatus.COMPLETED
     assert done.attempts == 2  # the lost attempt counts
-    assert await kinds(store, task.id) == ["created", "claimed", "expired", "claimed", "completed"]
+    assert await kinds(store, task.id) == [
+        *("created", "claimed", "expired"),
+        *("claimed", "sending", "completed"),
+    ]
 
 
 async def test_current_task_is_the_task_being_sent_and_unset_afterwards(store, clock):
@@ -475,3 +479,38 @@ async def test_disconnect_through_the_scheduler_lets_a_send_under_way_finish_onc
     await scheduler.session_connected("bot")
     assert await scheduler.run_once() == 1
     assert [m.payload for m in transport.sent_to("bot")] == [text(1), text(2)]
+
+
+async def test_a_worker_whose_task_was_claimed_again_does_not_send_it(tmp_path, clock, caplog):
+    """Its lease ended while the post waited, and another worker claimed the task: the
+    send is recorded (event ``sending``) only by the worker holding the claim, so the
+    stale worker stops instead of sending the post a second time."""
+    later = T0 + timedelta(hours=1)
+
+    class TakenOverJustBeforeTheSend(SQLiteTaskStore):
+        async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+            await self.recover_expired(now=later)
+            await self.claim_due(now=later, worker_id="newcomer")
+            return await super().mark_sending(task_id, worker_id=worker_id)
+
+    async with TakenOverJustBeforeTheSend(tmp_path / "t.sqlite3", clock=clock) as store:
+        await store.add_session("bot")
+        task = await store.schedule("bot", "g@g.us", text(1), T0)
+        transport = InMemoryTransport()
+        with caplog.at_level(logging.WARNING, logger="engagequeue"):
+            finished = await Scheduler(store, transport, clock=clock, worker_id="stale").run_once()
+        assert finished == 0
+        assert transport.sent == []
+        now = await store.get(task.id)
+        assert (now.status, now.worker_id) == (TaskStatus.PROCESSING, "newcomer")
+        assert await kinds(store, task.id) == ["created", "claimed", "expired", "claimed"]
+        assert "no longer this worker's" in caplog.text
+        assert "claimed by worker 'newcomer', not 'stale'" in caplog.text
+
+
+async def test_the_sending_event_names_the_worker_and_the_attempt(store, clock):
+    task = await store.schedule("bot", "g@g.us", text(1), T0)
+    await Scheduler(store, InMemoryTransport(), clock=clock, worker_id="w-1").run_once()
+    events = await store.events(task.id)
+    assert [e.kind for e in events] == ["created", "claimed", "sending", "completed"]
+    assert dict(events[2].detail) == {"worker_id": "w-1", "attempt": 1}

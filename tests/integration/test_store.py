@@ -802,3 +802,32 @@ async def test_failure_reasons_are_cleaned_and_ids_with_nul_are_refused(store: T
     failed = await store.fail(task.id, "gateway said \x00 and \ud800")
     assert failed.last_error == "gateway said \ufffd and ?"
     assert (await store.get(task.id)).last_error == failed.last_error
+
+
+async def test_mark_sending_records_the_send_of_the_claim_holder_only(store: TaskStore) -> None:
+    await _setup(store)
+    task = await store.schedule("s1", "g", Payload.text("x"), T0)
+    with pytest.raises(TaskConflict) as pending:
+        await store.mark_sending(task.id)
+    assert pending.value.status is TaskStatus.PENDING
+    await store.claim_due(now=T0, worker_id="w1")
+
+    with pytest.raises(TaskConflict, match="claimed by worker 'w1', not 'w2'") as other:
+        await store.mark_sending(task.id, worker_id="w2")
+    assert other.value.status is TaskStatus.PROCESSING
+    with pytest.raises(ValidationError) as bad:
+        await store.mark_sending(task.id, worker_id="w\x00")
+    assert bad.value.field == "worker_id"
+    with pytest.raises(TaskNotFound):
+        await store.mark_sending("no-such-task")
+    assert await _kinds(store, task.id) == ["created", "claimed"]  # nothing written
+
+    marked = await store.mark_sending(task.id, worker_id="w1")
+    assert (marked.status, marked.attempts, marked.worker_id) == (TaskStatus.PROCESSING, 0, "w1")
+    assert await store.get(task.id) == marked  # no change but the event
+    events = await store.events(task.id)
+    assert [e.kind for e in events] == ["created", "claimed", "sending"]
+    assert dict(events[-1].detail) == {"worker_id": "w1", "attempt": 1}
+    await store.complete(task.id)
+    with pytest.raises(TaskConflict):
+        await store.mark_sending(task.id, worker_id="w1")

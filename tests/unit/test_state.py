@@ -20,5 +20,6 @@ def test_every_status_is_reachable_from_pending() -> None:
 
 def test_every_transition_records_a_known_event_kind() -> None:
     kinds = {t.event for t in TRANSITIONS.values()}
-    # created has no source status; retried is how a fail back to pending is recorded.
-    assert kinds | {"created", "retried"} == EVENT_KINDS
+    # created has no source status; retried is how a fail back to pending is recorded;
+    # sending records that a processing task's send starts, without a status change.
+    assert kinds | {"created", "retried", "sending"} == EVENT_KINDS

@@ -156,7 +156,7 @@ class EventBody(BaseModel):
     id: int | None
     task_id: str = Field(alias="taskId")
     at: str = Field(json_schema_extra={"format": "date-time"})
-    kind: str = Field(description="created, edited, claimed, completed, failed, retried, ...")
+    kind: str = Field(description="created, edited, claimed, sending, completed, retried, ...")
     detail: dict[str, Any]
 
 

@@ -120,17 +120,24 @@ class TaskStore(Protocol):
         limit: int = 1,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
+        sending_due_by: datetime | str | None = None,
     ) -> list[Task]:
-        """Atomically move up to ``limit`` due tasks to processing, with a lease."""
+        """Atomically move up to ``limit`` due tasks to processing, with a lease.
+
+        ``sending_due_by`` (an addition to the original contract): the caller sends at once
+        the claimed tasks due by then, so the claim also records their ``sending`` event
+        (as ``mark_sending`` would, in the same transaction).
+        """
 
     async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
         """Mark a processing task completed."""
 
-    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
         """Record (event ``sending``) that a processing task's send starts; no status change.
 
         With ``worker_id``, ``TaskConflict`` unless that worker still holds the claim. The
-        ``Scheduler`` calls it when the store has it (an addition to the original contract).
+        ``Scheduler`` calls it when the store has it (an addition to the original contract)
+        and logs the step; the store only writes the event.
         """
 
     async def fail(

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import enum
 import functools
+import inspect
 import logging
 import os
 import random
@@ -83,7 +84,16 @@ class _Phase(enum.Enum):
 class _Flight:
     """One claimed task this scheduler holds, and how it ended."""
 
-    __slots__ = ("cancel_reason", "phase", "runner", "settled", "stale", "store_releases", "task")
+    __slots__ = (
+        "cancel_reason",
+        "marked",
+        "phase",
+        "runner",
+        "settled",
+        "stale",
+        "store_releases",
+        "task",
+    )
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -93,6 +103,7 @@ class _Flight:
         self.store_releases = False  # store.session_disconnected releases it
         self.cancel_reason = "scheduler stopped"
         self.stale = False  # claimed while its session was being disconnected
+        self.marked = False  # its claim also recorded the send (event sending)
 
 
 class Scheduler:
@@ -213,6 +224,8 @@ class Scheduler:
         self._last_recover = float("-inf")
         self._last_probe = float("-inf")
         self._finished = 0
+        # A store whose claim_due can record the sends that follow at once (both of ours).
+        self._claim_marks = _accepts(store.claim_due, "sending_due_by")
 
     def _check_lease(self, lease: timedelta | None) -> timedelta:
         pacing = 0.0
@@ -420,17 +433,35 @@ class Scheduler:
             return []
         number = self._claims
         self._claims += 1
+        extra = {}
+        send_by = self._sends_at_once_by()
+        if send_by is not None:
+            extra["sending_due_by"] = send_by
         tasks = await self.store.claim_due(
-            now=now or self.now(), limit=free, worker_id=self.worker_id, lease=self.lease
+            now=now or self.now(), limit=free, worker_id=self.worker_id, lease=self.lease, **extra
         )
         for task in tasks:
             flight = _Flight(task)
             flight.stale = number < self._dropped.get(task.session_id, -1)
+            flight.marked = send_by is not None and task.scheduled_at <= send_by
             self._flights[task.id] = flight
             runner = asyncio.create_task(self._fly(flight), name=f"engagequeue-send {task.id}")
             flight.runner = runner
             runner.add_done_callback(functools.partial(self._landed, flight))
         return tasks
+
+    def _sends_at_once_by(self) -> datetime | None:
+        """Tasks due by this instant leave as soon as they are claimed, or None if unknown.
+
+        Then the claim records their ``sending`` event itself (one write instead of two per
+        post). Not with pacing (a post may wait for its slot) nor ``max_lateness`` (a late
+        one is failed, not sent): those posts record it when their send starts.
+        """
+        if not self._claim_marks or self.min_send_gap or self.send_gap_jitter:
+            return None
+        if self.max_lateness is not None:
+            return None
+        return self.now()
 
     def _landed(self, flight: _Flight, runner: asyncio.Task[bool]) -> None:
         self._flights.pop(flight.task.id, None)
@@ -575,7 +606,7 @@ class Scheduler:
         store cannot be written, nothing is sent: the lease returns the task later.
         """
         mark = getattr(self.store, "mark_sending", None)
-        if not callable(mark):
+        if flight.marked or not callable(mark):
             return True
         task = flight.task
         try:
@@ -722,3 +753,11 @@ def _human(delta: timedelta) -> str:
     if seconds < 7200:  # noqa: PLR2004
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _accepts(function: object, keyword: str) -> bool:
+    """Whether ``function`` takes the keyword argument ``keyword``."""
+    try:
+        return keyword in inspect.signature(function).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

@@ -241,6 +241,11 @@ def prepare_claim(
     return limit, lease, check_optional_text(worker_id, "worker_id")
 
 
+def sending_bound(value: object) -> datetime | None:
+    """Validate ``claim_due``'s ``sending_due_by``: ``None`` or an instant."""
+    return None if value is None else parse_instant(value, "sending_due_by")
+
+
 def sending_detail(task: Task, worker_id: str | None) -> dict[str, Any]:
     """Check that ``mark_sending`` may record the send of ``task``; return the event detail.
 

@@ -61,6 +61,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    sending_bound,
     sending_detail,
     task_reader,
     unchecked,
@@ -977,6 +978,7 @@ class PostgresTaskStore(WakeupMixin):
         limit: int = 1,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
+        sending_due_by: datetime | str | None = None,
     ) -> list[Task]:
         """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``).
 
@@ -987,6 +989,7 @@ class PostgresTaskStore(WakeupMixin):
         limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
         expires = at + lease
         detail = {"worker_id": worker_id, "lease_expires_at": isoformat(expires)}
+        send_by = sending_bound(sending_due_by)
 
         async def run(conn: Connection) -> list[_Event]:
             ids = await self._pick(conn, at, limit)
@@ -1003,7 +1006,15 @@ class PostgresTaskStore(WakeupMixin):
                     "detail": _dumps(detail),
                 },
             )
-            return [_Event(_row_to_task(r), "claimed", detail) for r in await cursor.fetchall()]
+            events = [_Event(_row_to_task(r), "claimed", detail) for r in await cursor.fetchall()]
+            if send_by is not None:
+                sending = [
+                    _Event(e.task, "sending", sending_detail(e.task, None))
+                    for e in events
+                    if e.task.scheduled_at <= send_by
+                ]
+                await self._insert_events(conn, stamp, sending)
+            return events
 
         # No on_unknown: a claim whose commit is in doubt is not repeated; if it did
         # commit, its lease expires and recover_expired hands the tasks out again.
@@ -1035,7 +1046,7 @@ class PostgresTaskStore(WakeupMixin):
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 
-    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
         """Record that the send of a processing task starts now (event ``sending``).
 
         The status does not change. With ``worker_id``, the task must still be claimed by
@@ -1059,9 +1070,7 @@ class PostgresTaskStore(WakeupMixin):
             await self._insert_events(conn, self._now(), [event])
             return event
 
-        event = await self._write(run)
-        self._log([event])
-        return event.task
+        await self._write(run)
 
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None

@@ -54,6 +54,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    sending_bound,
     sending_detail,
     task_reader,
     to_micros_delta,
@@ -971,11 +972,13 @@ class SQLiteTaskStore(WakeupMixin):
         limit: int = 1,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
+        sending_due_by: datetime | str | None = None,
     ) -> list[Task]:
         """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``)."""
         at = to_micros(now_or(now, self._clock))
         limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
         expires = at + to_micros_delta(lease)
+        send_by = sending_bound(sending_due_by)
 
         def run(conn: sqlite3.Connection) -> list[_Event]:
             ids = _claim_ids(conn, at, limit, self._claim_window)
@@ -993,6 +996,13 @@ class SQLiteTaskStore(WakeupMixin):
             detail = {"worker_id": worker_id, "lease_expires_at": isoformat(from_micros(expires))}
             events = [_Event(t, "claimed", detail) for t in tasks]
             self._insert_events(conn, stamp, events)
+            if send_by is not None:
+                sending = [
+                    _Event(t, "sending", sending_detail(t, None))
+                    for t in tasks
+                    if t.scheduled_at <= send_by
+                ]
+                self._insert_events(conn, stamp, sending)
             return events
 
         events = await self._transact(run)
@@ -1021,7 +1031,7 @@ class SQLiteTaskStore(WakeupMixin):
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 
-    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
         """Record that the send of a processing task starts now (event ``sending``).
 
         The status does not change. With ``worker_id``, the task must still be claimed by
@@ -1030,16 +1040,25 @@ class SQLiteTaskStore(WakeupMixin):
         """
         check_identifier(task_id, "task_id")
         worker = check_optional_text(worker_id, "worker_id")
+        # The usual case in one statement (the Scheduler marks every send): the detail is
+        # exactly what sending_detail would give, the task's attempt number appended in SQL.
+        head = None if worker is None else f'{{"worker_id": {_encode(worker)}, "attempt": '
 
-        def run(conn: sqlite3.Connection) -> _Event:
+        def run(conn: sqlite3.Connection) -> None:
+            now = self._now()
+            if head is not None:
+                written = conn.execute(
+                    "INSERT INTO eq_task_events (task_id, at, kind, detail) "
+                    "SELECT id, ?, 'sending', ? || (attempts + 1) || '}' FROM eq_tasks "
+                    "WHERE id = ? AND status = 'processing' AND worker_id = ?",
+                    (now, head, task_id, worker),
+                ).rowcount
+                if written:
+                    return
             task = self._fetch(conn, task_id)
-            event = _Event(task, "sending", sending_detail(task, worker))
-            self._insert_events(conn, self._now(), [event])
-            return event
+            self._insert_events(conn, now, [_Event(task, "sending", sending_detail(task, worker))])
 
-        event = await self._transact(run)
-        self._log([event])
-        return event.task
+        await self._transact(run)
 
     async def fail(
         self, task_id: str, error: str, *, retry_at: datetime | str | None = None

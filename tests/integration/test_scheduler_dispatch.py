@@ -20,7 +20,6 @@ from engagequeue import (
     Scheduler,
     SendReceipt,
     SQLiteTaskStore,
-    Task,
     TaskStatus,
     TransientTransportError,
     ValidationError,
@@ -482,23 +481,26 @@ async def test_disconnect_through_the_scheduler_lets_a_send_under_way_finish_onc
 
 
 async def test_a_worker_whose_task_was_claimed_again_does_not_send_it(tmp_path, clock, caplog):
-    """Its lease ended while the post waited, and another worker claimed the task: the
-    send is recorded (event ``sending``) only by the worker holding the claim, so the
-    stale worker stops instead of sending the post a second time."""
+    """Its lease ended while the post waited for its pacing slot, and another worker claimed
+    the task: the send is recorded (event ``sending``) only by the worker holding the
+    claim, so the stale worker stops instead of sending the post a second time."""
     later = T0 + timedelta(hours=1)
 
     class TakenOverJustBeforeTheSend(SQLiteTaskStore):
-        async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> Task:
+        async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
             await self.recover_expired(now=later)
             await self.claim_due(now=later, worker_id="newcomer")
-            return await super().mark_sending(task_id, worker_id=worker_id)
+            await super().mark_sending(task_id, worker_id=worker_id)
 
     async with TakenOverJustBeforeTheSend(tmp_path / "t.sqlite3", clock=clock) as store:
         await store.add_session("bot")
         task = await store.schedule("bot", "g@g.us", text(1), T0)
         transport = InMemoryTransport()
         with caplog.at_level(logging.WARNING, logger="engagequeue"):
-            finished = await Scheduler(store, transport, clock=clock, worker_id="stale").run_once()
+            scheduler = Scheduler(
+                store, transport, clock=clock, worker_id="stale", min_send_gap=0.001
+            )
+            finished = await scheduler.run_once()
         assert finished == 0
         assert transport.sent == []
         now = await store.get(task.id)
@@ -508,9 +510,32 @@ async def test_a_worker_whose_task_was_claimed_again_does_not_send_it(tmp_path, 
         assert "claimed by worker 'newcomer', not 'stale'" in caplog.text
 
 
-async def test_the_sending_event_names_the_worker_and_the_attempt(store, clock):
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="recorded-by-the-claim"),
+        pytest.param({"min_send_gap": 0.001}, id="recorded-when-the-paced-send-starts"),
+        pytest.param({"max_lateness": 3600}, id="recorded-after-the-lateness-check"),
+    ],
+)
+async def test_the_sending_event_names_the_worker_and_the_attempt(store, clock, options):
+    """Without pacing or max_lateness the claim records the send that follows at once;
+    otherwise the send records itself when it starts. The trail is the same."""
     task = await store.schedule("bot", "g@g.us", text(1), T0)
-    await Scheduler(store, InMemoryTransport(), clock=clock, worker_id="w-1").run_once()
-    events = await store.events(task.id)
-    assert [e.kind for e in events] == ["created", "claimed", "sending", "completed"]
-    assert dict(events[2].detail) == {"worker_id": "w-1", "attempt": 1}
+    ahead = await store.schedule("bot", "h@g.us", text(2), T0 + timedelta(milliseconds=20))
+    transport = InMemoryTransport()
+    scheduler = Scheduler(store, transport, clock=clock, worker_id="w-1", **options)
+    assert await scheduler.run_once() == 1
+    clock.advance(seconds=1)
+    assert await scheduler.run_once() == 1
+    for one in (task, ahead):
+        events = await store.events(one.id)
+        assert [e.kind for e in events] == ["created", "claimed", "sending", "completed"]
+        assert dict(events[2].detail) == {"worker_id": "w-1", "attempt": 1}
+    assert len(transport.sent) == 2
+
+
+async def test_a_post_failed_as_too_late_has_no_sending_event(store, clock):
+    task = await store.schedule("bot", "g@g.us", text(1), T0 - timedelta(hours=2))
+    await Scheduler(store, InMemoryTransport(), clock=clock, max_lateness=60).run_once()
+    assert await kinds(store, task.id) == ["created", "claimed", "failed"]

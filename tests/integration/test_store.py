@@ -822,12 +822,40 @@ async def test_mark_sending_records_the_send_of_the_claim_holder_only(store: Tas
         await store.mark_sending("no-such-task")
     assert await _kinds(store, task.id) == ["created", "claimed"]  # nothing written
 
-    marked = await store.mark_sending(task.id, worker_id="w1")
-    assert (marked.status, marked.attempts, marked.worker_id) == (TaskStatus.PROCESSING, 0, "w1")
-    assert await store.get(task.id) == marked  # no change but the event
+    before = await store.get(task.id)
+    await store.mark_sending(task.id, worker_id="w1")
+    assert await store.get(task.id) == before  # no change but the event
+    assert (before.status, before.attempts, before.worker_id) == (TaskStatus.PROCESSING, 0, "w1")
     events = await store.events(task.id)
     assert [e.kind for e in events] == ["created", "claimed", "sending"]
     assert dict(events[-1].detail) == {"worker_id": "w1", "attempt": 1}
+    await store.mark_sending(task.id)  # without a worker: whoever holds the claim
+    assert dict((await store.events(task.id))[-1].detail) == {"worker_id": "w1", "attempt": 1}
     await store.complete(task.id)
     with pytest.raises(TaskConflict):
         await store.mark_sending(task.id, worker_id="w1")
+
+    odd = 'host "a\\b" \u00e9\u4e2d'  # quotes, a backslash, non-ASCII: the detail stays JSON
+    second = await store.schedule("s1", "g", Payload.text("y"), T0)
+    await store.claim_due(now=T0, worker_id=odd)
+    await store.mark_sending(second.id, worker_id=odd)
+    assert dict((await store.events(second.id))[-1].detail) == {"worker_id": odd, "attempt": 1}
+
+
+async def test_a_claim_can_record_the_sends_that_follow_at_once(store: TaskStore) -> None:
+    await _setup(store)
+    now = await store.schedule("s1", "g", Payload.text("now"), T0)
+    later = await store.schedule("s1", "h", Payload.text("later"), T0 + timedelta(seconds=1))
+    with pytest.raises(ValidationError) as bad:
+        await store.claim_due(now=T0 + timedelta(seconds=1), sending_due_by="2026-06-01T12:00:00")
+    assert bad.value.field == "sending_due_by"
+    assert (await store.get(now.id)).status is TaskStatus.PENDING  # nothing claimed
+
+    claimed = await store.claim_due(
+        now=T0 + timedelta(seconds=1), limit=2, worker_id="w", sending_due_by=T0
+    )
+    assert {t.id for t in claimed} == {now.id, later.id}
+    events = await store.events(now.id)
+    assert [e.kind for e in events] == ["created", "claimed", "sending"]
+    assert dict(events[-1].detail) == {"worker_id": "w", "attempt": 1}
+    assert await _kinds(store, later.id) == ["created", "claimed"]  # due after the bound

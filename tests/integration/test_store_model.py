@@ -162,8 +162,12 @@ class StoreAgainstModel(RuleBasedStateMachine):
         self.touched.add(task.id)
         return task.id
 
-    @rule(limit=st.integers(1, 4), lease_minutes=st.sampled_from([1, 2, 5, 30]))
-    def claim(self, limit: int, lease_minutes: int) -> None:
+    @rule(
+        limit=st.integers(1, 4),
+        lease_minutes=st.sampled_from([1, 2, 5, 30]),
+        send_now=st.booleans(),
+    )
+    def claim(self, limit: int, lease_minutes: int, send_now: bool = False) -> None:
         busy = {(t.session_id, t.group_id) for t in self.model.values() if t.status is PROCESSING}
         heads: dict[tuple[str, str], ModelTask] = {}
         for t in sorted(self.model.values(), key=lambda t: (t.scheduled_at, t.id)):
@@ -178,7 +182,11 @@ class StoreAgainstModel(RuleBasedStateMachine):
         ][:limit]
         claimed = self.run(
             self.store.claim_due(
-                now=self.now, limit=limit, worker_id="w", lease=timedelta(minutes=lease_minutes)
+                now=self.now,
+                limit=limit,
+                worker_id="w",
+                lease=timedelta(minutes=lease_minutes),
+                sending_due_by=self.now if send_now else None,
             )
         )
         assert [t.id for t in claimed] == [t.id for t in expected]
@@ -186,12 +194,50 @@ class StoreAgainstModel(RuleBasedStateMachine):
             t.status = PROCESSING
             t.lease_expires_at = self.now + timedelta(minutes=lease_minutes)
             t.events.append("claimed")
+            if send_now:  # every claimed task is due by now
+                t.events.append("sending")
             self.touched.add(t.id)
 
     @rule(limit=st.integers(1, 4), lease_minutes=st.sampled_from([1, 2, 5, 30]))
     def claim_more(self, limit: int, lease_minutes: int) -> None:
         """Claims are the heart of the store: give them twice the weight."""
         self.claim(limit, lease_minutes)
+
+    @rule(task_id=tasks, own=st.booleans())
+    def mark_sending(self, task_id: str, own: bool) -> None:
+        task = self.live(task_id)
+        call = self.store.mark_sending(task_id, worker_id="w" if own else "someone-else")
+        if task is None or task.status is not PROCESSING or not own:
+            self.expect_conflict_or_missing(task_id, call)
+            return
+        self.run(call)
+        task.events.append("sending")
+        self.touched.add(task.id)
+
+    @rule(
+        session=st.sampled_from(SESSIONS),
+        group=st.sampled_from(GROUPS),
+        statuses=st.sets(st.sampled_from(list(TaskStatus)), min_size=1),
+        offset=st.sampled_from([0, 1, 3]),
+    )
+    def filtered_history(
+        self, session: str, group: str, statuses: set[TaskStatus], offset: int
+    ) -> None:
+        if session not in self.sessions:
+            return
+        page = self.run(
+            self.store.history(session, group, status=sorted(statuses), limit=3, offset=offset)
+        )
+        expected = sorted(
+            (
+                t
+                for t in self.model.values()
+                if t.session_id == session and t.group_id == group and t.status in statuses
+            ),
+            key=lambda t: (t.scheduled_at, t.id),
+        )
+        assert page.total == len(expected)
+        assert [t.id for t in page.items] == [t.id for t in expected[offset : offset + 3]]
 
     @rule(task_id=tasks, minutes=OFFSETS)
     def edit(self, task_id: str, minutes: int) -> None:
@@ -319,7 +365,6 @@ class StoreAgainstModel(RuleBasedStateMachine):
         for task_id in [t.id for t in self.model.values() if t.session_id == session]:
             del self.model[task_id]
             self.seen.pop(task_id, None)
-
 
     # -- invariants ---------------------------------------------------------------------
 

@@ -430,40 +430,54 @@ async def _history(
     per_group = rows // groups
     span = timedelta(minutes=per_group)
     statuses = [s.value for s in TaskStatus]
-    latencies: list[float] = []
+    plan: list[tuple[int, int, dict[str, Any]]] = []
+    for _ in range(queries):
+        g = rng.randrange(groups)
+        kwargs: dict[str, Any] = {}
+        kind = rng.randrange(4)
+        if kind in (1, 3):
+            lo = rng.uniform(0, 0.9)
+            kwargs["start"] = BASE + span * lo
+            kwargs["end"] = kwargs["start"] + span * rng.uniform(0.01, 0.3)
+        if kind in (2, 3):
+            kwargs["status"] = (
+                rng.choice(statuses) if rng.random() < 0.5 else rng.sample(statuses, 2)
+            )
+        # Random page among the first ~2,000 rows of the match (a user paging back).
+        plan.append((g, rng.randrange(0, 40) * 50, kwargs))
+    passes: list[list[float]] = []
     totals: list[int] = []
     async with SQLiteTaskStore(path) as store:
-        # One warm-up query so the first page-cache fill is not counted.
-        await store.history("s0", "g0@g.us")
-        for _ in range(queries):
-            g = rng.randrange(groups)
-            kwargs: dict[str, Any] = {}
-            kind = rng.randrange(4)
-            if kind in (1, 3):
-                lo = rng.uniform(0, 0.9)
-                kwargs["start"] = BASE + span * lo
-                kwargs["end"] = kwargs["start"] + span * rng.uniform(0.01, 0.3)
-            if kind in (2, 3):
-                kwargs["status"] = (
-                    rng.choice(statuses) if rng.random() < 0.5 else rng.sample(statuses, 2)
+        # Twice the same queries: the first pass reads whatever the OS has cached (this VM
+        # keeps well under 1 GB of page cache, so after other work much of the 540 MB file
+        # comes from disk); the second is the steady state of a service answering them.
+        for _ in range(2):
+            latencies: list[float] = []
+            for g, offset, kwargs in plan:
+                start = time.perf_counter()
+                page = await store.history(
+                    f"s{g % sessions}", f"g{g}@g.us", limit=50, offset=offset, **kwargs
                 )
-            limit = 50
-            # Random page among the first ~2,000 rows of the match (a user paging back).
-            offset = rng.randrange(0, 40) * limit
-            start = time.perf_counter()
-            page = await store.history(
-                f"s{g % sessions}", f"g{g}@g.us", limit=limit, offset=offset, **kwargs
-            )
-            latencies.append(time.perf_counter() - start)
-            totals.append(page.total)
-    latencies.sort()
+                latencies.append(time.perf_counter() - start)
+                totals.append(page.total)
+            passes.append(sorted(latencies))
+    first, steady = passes
+
+    def pct(values: list[float], q: float) -> float:
+        return round(values[int(q * (len(values) - 1))] * 1000, 3)
+
     return {
         "rows": rows,
         "groups": groups,
         "queries": queries,
-        "p50_ms": round(statistics.median(latencies) * 1000, 3),
-        "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 3),
-        "max_ms": round(latencies[-1] * 1000, 3),
+        "p50_ms": pct(steady, 0.5),
+        "p95_ms": pct(steady, 0.95),
+        "max_ms": pct(steady, 1.0),
+        "first_pass": {
+            "p50_ms": pct(first, 0.5),
+            "p95_ms": pct(first, 0.95),
+            "max_ms": pct(first, 1.0),
+        },
         "mean_total": round(statistics.mean(totals)),
     }
 

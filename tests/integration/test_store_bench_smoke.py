@@ -65,6 +65,8 @@ def test_quick_benchmark_prints_a_json_report_with_no_duplicate_or_lost_task() -
     history = report["figures"]["history"]
     assert history["rows"] == report["parameters"]["history_rows"]
     assert 0 < history["p50_ms"] <= history["p95_ms"] <= history["max_ms"]
+    first = history["first_pass"]
+    assert 0 < first["p50_ms"] <= first["p95_ms"] <= first["max_ms"]
     for verdict in report["targets"].values():
         assert isinstance(verdict["pass"], bool)
 

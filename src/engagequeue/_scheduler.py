@@ -151,7 +151,9 @@ class Scheduler:
             ``timedelta``; default 50 ms) before it is due and holds it until its exact time,
             so the claim's own latency does not make the post late. It is never sent early.
             An edit or cancel in that last window gets ``TaskConflict``, as it would while
-            the post is being sent. ``run_once`` claims only what is due.
+            the post is being sent. Without pacing and ``max_lateness`` the claim also
+            records the post's ``sending`` event, which can then precede the send by up to
+            ``claim_ahead``. ``run_once`` claims only what is due.
     """
 
     def __init__(
@@ -433,12 +435,13 @@ class Scheduler:
             return []
         number = self._claims
         self._claims += 1
+        at = now or self.now()
         extra = {}
-        send_by = self._sends_at_once_by()
+        send_by = self._sends_at_once_by(at)
         if send_by is not None:
             extra["sending_due_by"] = send_by
         tasks = await self.store.claim_due(
-            now=now or self.now(), limit=free, worker_id=self.worker_id, lease=self.lease, **extra
+            now=at, limit=free, worker_id=self.worker_id, lease=self.lease, **extra
         )
         for task in tasks:
             flight = _Flight(task)
@@ -450,18 +453,19 @@ class Scheduler:
             runner.add_done_callback(functools.partial(self._landed, flight))
         return tasks
 
-    def _sends_at_once_by(self) -> datetime | None:
-        """Tasks due by this instant leave as soon as they are claimed, or None if unknown.
+    def _sends_at_once_by(self, horizon: datetime) -> datetime | None:
+        """Tasks due by this instant leave as soon as their time comes, or None if unknown.
 
         Then the claim records their ``sending`` event itself (one write instead of two per
-        post). Not with pacing (a post may wait for its slot) nor ``max_lateness`` (a late
-        one is failed, not sent): those posts record it when their send starts.
+        post, and none between a post claimed ahead and its exact time). Not with pacing (a
+        post may wait for its slot) nor ``max_lateness`` (a late one is failed, not sent):
+        those posts record it when their send starts.
         """
         if not self._claim_marks or self.min_send_gap or self.send_gap_jitter:
             return None
         if self.max_lateness is not None:
             return None
-        return self.now()
+        return horizon
 
     def _landed(self, flight: _Flight, runner: asyncio.Task[bool]) -> None:
         self._flights.pop(flight.task.id, None)

@@ -60,6 +60,11 @@ async def test_a_post_scheduled_50_ms_ahead_leaves_long_before_the_30_s_poll(sto
         [sent] = await transport.wait_for_sends(1, timeout=5)
     lag = sent.sent_at - task.scheduled_at
     assert timedelta(0) <= lag < timedelta(seconds=1)
+    events = await store.events(task.id)  # stop() waited for the completion
+    # Claimed up to claim_ahead early, its send recorded by the claim: no write between
+    # its exact time and the send.
+    assert [e.kind for e in events] == ["created", "claimed", "sending", "completed"]
+    assert events[1].at == events[2].at <= sent.sent_at
 
 
 async def test_a_post_due_later_is_sent_at_its_time_not_before(store):

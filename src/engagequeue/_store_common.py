@@ -524,10 +524,11 @@ def task_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]],
     ``instant`` turns a stored time (microseconds, a ``timestamptz``...) into an aware UTC
     datetime. Rows were validated when written, so no check runs again.
     """
+    build_payload = builder(Payload)
+    build_task = builder(Task)
 
     def read(row: Sequence[Any]) -> Task:
-        payload = unchecked(
-            Payload,
+        payload = build_payload(
             media_type=MEDIA_TYPES[row[3]],
             content=row[4],
             media_url=row[5],
@@ -535,8 +536,7 @@ def task_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]],
             filename=row[7],
         )
         lease = row[16]
-        task: Task = unchecked(
-            Task,
+        task: Task = build_task(
             id=row[0],
             session_id=row[1],
             group_id=row[2],

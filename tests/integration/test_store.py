@@ -859,3 +859,44 @@ async def test_a_claim_can_record_the_sends_that_follow_at_once(store: TaskStore
     assert [e.kind for e in events] == ["created", "claimed", "sending"]
     assert dict(events[-1].detail) == {"worker_id": "w", "attempt": 1}
     assert await _kinds(store, later.id) == ["created", "claimed"]  # due after the bound
+
+
+async def test_concurrent_schedules_succeed_or_fail_each_on_their_own(store: TaskStore) -> None:
+    """Schedule calls issued together (the SQLite store inserts them as one) keep their own
+    outcome: the one naming an unknown session fails alone, the others are all written with
+    their own created-event detail."""
+    import asyncio
+
+    await _setup(store, "s1", "s2")
+    calls = [
+        store.schedule(
+            "ghost" if i == 7 else f"s{1 + i % 2}",
+            f"g{i % 3}",
+            Payload.text(f"post {i}"),
+            T0 + timedelta(seconds=i),
+            detail={"n": i},
+        )
+        for i in range(12)
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[7], SessionNotFound)
+    written = [r for i, r in enumerate(results) if i != 7]
+    assert all(isinstance(t, Task) for t in written)
+    for i, task in enumerate(results):
+        if i == 7:
+            continue
+        assert isinstance(task, Task)
+        assert (await store.get(task.id)).payload.content == f"post {i}"
+        [created] = await store.events(task.id)
+        assert created.detail["n"] == i
+    total = 0
+    for session in ("s1", "s2"):
+        for group in range(3):
+            total += (await store.history(session, f"g{group}")).total
+    assert total == 11
+
+    together = await asyncio.gather(
+        *(store.schedule("s1", "g9", Payload.text(str(i)), T0) for i in range(20))
+    )
+    page = await store.history("s1", "g9", limit=500)
+    assert sorted(t.id for t in page.items) == sorted(t.id for t in together)

@@ -14,6 +14,7 @@ from ._context import current_task
 from ._errors import (
     CompositionError,
     EngageQueueError,
+    OutcomeUnknownError,
     PermanentTransportError,
     SessionDisconnectedError,
     SessionNotFound,
@@ -52,6 +53,7 @@ __all__ = [
     "MediaType",
     "MessageTransport",
     "ModelCallError",
+    "OutcomeUnknownError",
     "Page",
     "Payload",
     "PermanentTransportError",

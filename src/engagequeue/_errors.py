@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompositionError",
     "EngageQueueError",
+    "OutcomeUnknownError",
     "PermanentTransportError",
     "SessionDisconnectedError",
     "SessionNotFound",
@@ -75,6 +76,14 @@ class TaskConflict(EngageQueueError):  # noqa: N818 - contract name
         self.task_id = task_id
         self.status = status
         self.operation = operation
+
+
+class OutcomeUnknownError(EngageQueueError):
+    """A write's connection broke while it committed: it may or may not have been applied.
+
+    Raised by ``PostgresTaskStore`` for writes that are not safe to repeat (claims,
+    completions, edits...); check with ``get()`` or ``events()``.
+    """
 
 
 class TransportError(EngageQueueError):

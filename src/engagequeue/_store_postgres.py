@@ -36,7 +36,14 @@ from tenacity import (
     wait_random,
 )
 
-from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
+from ._errors import (
+    EngageQueueError,
+    OutcomeUnknownError,
+    SessionNotFound,
+    TaskConflict,
+    TaskNotFound,
+    ValidationError,
+)
 from ._models import Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
 from ._state import TRANSITIONS
 from ._store_common import (
@@ -209,10 +216,6 @@ class _Event:
         self.task = task
         self.kind = kind
         self.detail = detail
-
-
-class _CommitUnknownError(EngageQueueError):
-    """The connection broke while committing: the write may or may not have happened."""
 
 
 class PostgresTaskStore(WakeupMixin):
@@ -503,7 +506,7 @@ class PostgresTaskStore(WakeupMixin):
                             await self._rollback(conn)
                             raise
                         if on_unknown is None or isinstance(exc, PoolClosed):
-                            raise _CommitUnknownError(
+                            raise OutcomeUnknownError(
                                 "the connection to PostgreSQL broke while committing; the "
                                 "change may or may not have been applied (check with get() "
                                 f"or events()): {exc}"

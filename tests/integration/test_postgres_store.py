@@ -33,6 +33,7 @@ import engagequeue
 from conftest import POSTGRES_DSN
 from engagequeue import (
     EngageQueueError,
+    OutcomeUnknownError,
     Payload,
     PostgresTaskStore,
     SessionNotFound,
@@ -507,7 +508,7 @@ async def test_a_claim_cut_off_while_committing_is_not_repeated(pg: PostgresTask
     await pg.add_session("s")
     task = await pg.schedule("s", "g", Payload.text("x"), T0)
     await _kill_once_at(pg, "commit", "UPDATE")
-    with pytest.raises(EngageQueueError, match="may or may not have been applied"):
+    with pytest.raises(OutcomeUnknownError, match="may or may not have been applied"):
         await pg.claim_due(now=T0)
     # The commit did not happen here (the trigger aborted it): the task is still claimable.
     assert (await pg.get(task.id)).status is TaskStatus.PENDING
@@ -521,8 +522,9 @@ async def test_a_complete_cut_off_while_committing_reports_an_unknown_outcome(
     task = await pg.schedule("s", "g", Payload.text("x"), T0)
     await pg.claim_due(now=T0)
     await _kill_once_at(pg, "commit", "UPDATE")
-    with pytest.raises(EngageQueueError, match="check with get"):
+    with pytest.raises(OutcomeUnknownError, match="check with get") as info:
         await pg.complete(task.id, message_id="m")
+    assert isinstance(info.value, EngageQueueError)
     current = await pg.get(task.id)
     assert current.status is TaskStatus.PROCESSING
     assert current.attempts == 0

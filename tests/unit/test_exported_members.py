@@ -46,6 +46,7 @@ INTENDED = CONTRACT_NAMES | {
     "ConsoleTransport",
     "InMemoryTransport",
     "ModelCallError",
+    "OutcomeUnknownError",
     "PostComposer",
     "RetryPolicy",
     "ScheduleItem",

@@ -53,12 +53,16 @@ async def test_the_spring_forward_gap_is_rejected_not_shifted(store: TaskStore) 
     await store.add_session("s")
     # Paris springs forward on 2026-03-29 at 02:00: 02:30 does not exist that day.
     with pytest.raises(ValidationError, match="does not exist") as info:
-        await store.schedule("s", "g", Payload.text("x"), datetime(2026, 3, 29, 2, 30, tzinfo=PARIS))
+        await store.schedule(
+            "s", "g", Payload.text("x"), datetime(2026, 3, 29, 2, 30, tzinfo=PARIS)
+        )
     assert info.value.field == "scheduled_at"
     assert (await store.history("s", "g")).total == 0
 
 
-async def test_explicit_offsets_and_pendulum_resolution_name_real_instants(store: TaskStore) -> None:
+async def test_explicit_offsets_and_pendulum_resolution_name_real_instants(
+    store: TaskStore,
+) -> None:
     await store.add_session("s")
     # An explicit offset is an instant, whatever the wall clock in Paris did.
     explicit = await store.schedule("s", "g", Payload.text("x"), "2026-03-29T02:30:00+01:00")

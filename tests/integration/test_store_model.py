@@ -435,7 +435,6 @@ class PostgresStoreAgainstModel(StoreAgainstModel):
 
     async def open_store(self) -> Any:
         from conftest import POSTGRES_DSN
-
         from engagequeue import PostgresTaskStore
 
         store = PostgresTaskStore(

@@ -20,7 +20,6 @@ CONTRACT_NAMES = {
     "EngageQueueError",
     "GroupProfile",
     "MediaType",
-    "MessageTransport",
     "Page",
     "Payload",
     "PermanentTransportError",

@@ -88,7 +88,9 @@ def test_media_type_accepts_its_string_values() -> None:
     ],
 )  # fmt: skip
 def test_every_payload_rule_raises_a_validation_error_naming_the_field(
-    build, field: str, words: str  # type: ignore[no-untyped-def]
+    build,
+    field: str,
+    words: str,  # type: ignore[no-untyped-def]
 ) -> None:
     with pytest.raises(ValidationError) as info:
         build()
@@ -100,7 +102,9 @@ def test_every_payload_rule_raises_a_validation_error_naming_the_field(
 def test_limits_are_inclusive() -> None:
     assert len(Payload.text("x" * 4096).content or "") == 4096
     assert Payload.image("https://e.example/a.jpg", caption="c" * 1024).content
-    assert Payload(MediaType.AUDIO, media_url="https://e.example/v", mimetype="audio/ogg; codecs=opus")
+    assert Payload(
+        MediaType.AUDIO, media_url="https://e.example/v", mimetype="audio/ogg; codecs=opus"
+    )
 
 
 def test_payloads_are_frozen_and_evolve_revalidates() -> None:
@@ -113,8 +117,14 @@ def test_payloads_are_frozen_and_evolve_revalidates() -> None:
 
 
 def test_group_profile_takes_links_as_values_or_strings() -> None:
-    profile = GroupProfile("Runners", links=("https://shop.example/shoes", ProductLink("https://shop.example/socks", "Socks")))
-    assert [link.url for link in profile.links] == ["https://shop.example/shoes", "https://shop.example/socks"]
+    profile = GroupProfile(
+        "Runners",
+        links=("https://shop.example/shoes", ProductLink("https://shop.example/socks", "Socks")),
+    )
+    assert [link.url for link in profile.links] == [
+        "https://shop.example/shoes",
+        "https://shop.example/socks",
+    ]
     assert profile.language == "en"
     with pytest.raises(ValidationError):
         ProductLink("javascript:alert(1)")

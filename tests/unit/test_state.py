@@ -8,7 +8,7 @@ from engagequeue._state import EVENT_KINDS, FINAL_STATUSES, TRANSITIONS, allowed
 
 def test_no_operation_leaves_a_final_status() -> None:
     assert all(t.source not in FINAL_STATUSES for t in TRANSITIONS.values())
-    assert FINAL_STATUSES == {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    assert {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED} == FINAL_STATUSES
 
 
 def test_every_status_is_reachable_from_pending() -> None:

@@ -514,6 +514,34 @@ class _Insert:
         return ops[0].insert(conn, [o.task for o in ops], [o.detail for o in ops])
 
 
+class _BatchRerun(Exception):  # noqa: N818 - control flow, never seen by callers
+    """Operations run together could not all succeed: rerun them one by one."""
+
+
+class _Complete:
+    """One ``complete`` call's write; completions that meet in a batch run as one."""
+
+    __slots__ = ("complete", "message_id", "task_id")
+
+    def __init__(
+        self,
+        complete: Callable[[sqlite3.Connection, Sequence[tuple[str, str | None]]], list[Task]],
+        task_id: str,
+        message_id: str | None,
+    ) -> None:
+        self.complete = complete
+        self.task_id = task_id
+        self.message_id = message_id
+
+    def __call__(self, conn: sqlite3.Connection) -> Task:
+        return self.complete(conn, [(self.task_id, self.message_id)])[0]
+
+    @staticmethod
+    def run_together(conn: sqlite3.Connection, ops: Sequence[_Complete]) -> list[Task]:
+        """Complete the tasks of several calls (of one store) in one statement."""
+        return ops[0].complete(conn, [(o.task_id, o.message_id) for o in ops])
+
+
 class _Event:
     """An event to insert: its task, kind and detail."""
 
@@ -1074,22 +1102,52 @@ class SQLiteTaskStore(WakeupMixin):
         check_identifier(task_id, "task_id")
         check_optional_text(message_id, "message_id")
 
-        def run(conn: sqlite3.Connection) -> Task:
-            now = self._now()
-            task = self._conditional(
-                conn,
-                "complete",
-                task_id,
-                "status = 'completed', attempts = attempts + 1, message_id = ?, "
-                "lease_expires_at = NULL, updated_at = ?",
-                [message_id, now],
-            )
-            self._insert_events(conn, now, [_Event(task, "completed", message_detail(message_id))])
-            return task
-
-        task = await self._transact(run)
+        task = await self._transact(_Complete(self._complete_tasks, task_id, message_id))
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
+
+    def _complete_tasks(
+        self, conn: sqlite3.Connection, items: Sequence[tuple[str, str | None]]
+    ) -> list[Task]:
+        """Complete processing tasks ``(task_id, message_id)``; all of them or raise."""
+        now = self._now()
+        if len(items) == 1:
+            task_id, message_id = items[0]
+            tasks = [
+                self._conditional(
+                    conn,
+                    "complete",
+                    task_id,
+                    "status = 'completed', attempts = attempts + 1, message_id = ?, "
+                    "lease_expires_at = NULL, updated_at = ?",
+                    [message_id, now],
+                )
+            ]
+        else:
+            # One statement for the batch. A task that is not processing (or named twice)
+            # is missing from RETURNING: the batch then reruns call by call, where that
+            # call alone gets its TaskConflict or TaskNotFound.
+            values = ", ".join(["(?, ?)"] * len(items))
+            rows = conn.execute(
+                "UPDATE eq_tasks SET status = 'completed', attempts = attempts + 1, "
+                "message_id = v.column2, lease_expires_at = NULL, updated_at = ? "
+                f"FROM (VALUES {values}) AS v WHERE eq_tasks.id = v.column1 "
+                f"AND eq_tasks.status = 'processing' RETURNING {_COLUMNS}",
+                (now, *(value for item in items for value in item)),
+            ).fetchall()
+            if len(rows) != len(items):
+                raise _BatchRerun
+            by_id = {row[0]: row for row in rows}
+            tasks = [_row_to_task(by_id[task_id]) for task_id, _ in items]
+        self._insert_events(
+            conn,
+            now,
+            [
+                _Event(task, "completed", message_detail(message_id))
+                for task, (_, message_id) in zip(tasks, items, strict=True)
+            ],
+        )
+        return tasks
 
     async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
         """Record that the send of a processing task starts now (event ``sending``).

@@ -900,3 +900,28 @@ async def test_concurrent_schedules_succeed_or_fail_each_on_their_own(store: Tas
     )
     page = await store.history("s1", "g9", limit=500)
     assert sorted(t.id for t in page.items) == sorted(t.id for t in together)
+
+
+async def test_completing_one_task_twice_at_once_completes_it_once(store: TaskStore) -> None:
+    import asyncio
+
+    await _setup(store)
+    tasks = [await store.schedule("s1", f"g{i}", Payload.text(str(i)), T0) for i in range(3)]
+    await store.claim_due(now=T0, limit=3)
+    results = await asyncio.gather(
+        store.complete(tasks[0].id, message_id="a"),
+        store.complete(tasks[1].id, message_id=None),
+        store.complete(tasks[0].id, message_id="b"),
+        store.complete(tasks[2].id, message_id="c"),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["Task", "Task", "TaskConflict", "Task"]
+    done = [await store.get(t.id) for t in tasks]
+    assert [(t.status, t.attempts, t.message_id) for t in done] == [
+        (TaskStatus.COMPLETED, 1, "a"),
+        (TaskStatus.COMPLETED, 1, None),
+        (TaskStatus.COMPLETED, 1, "c"),
+    ]
+    for task in tasks:
+        assert await _kinds(store, task.id) == ["created", "claimed", "completed"]
+    assert dict((await store.events(tasks[0].id))[-1].detail) == {"message_id": "a"}

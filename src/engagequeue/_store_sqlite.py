@@ -68,6 +68,10 @@ _T = TypeVar("_T")
 
 SCHEMA_VERSION: Final = 2
 
+MIN_SQLITE: Final = (3, 35, 0)
+"""The oldest SQLite the store's SQL runs on (``RETURNING``, ``UPDATE ... FROM``)."""
+_SQLITE_VERSION = sqlite3.sqlite_version_info
+
 # Each entry migrates from version N to N + 1 (index 0: from an empty file to version 1).
 _MIGRATIONS: Final[Sequence[str]] = (
     """
@@ -629,6 +633,13 @@ class SQLiteTaskStore(WakeupMixin):
         await self.close()
 
     def _open_sync(self) -> None:
+        if _SQLITE_VERSION < MIN_SQLITE:
+            have = ".".join(map(str, _SQLITE_VERSION))
+            need = ".".join(map(str, MIN_SQLITE))
+            raise EngageQueueError(
+                f"SQLiteTaskStore needs SQLite {need} or newer; this Python's sqlite3 module "
+                f"uses SQLite {have} (upgrade Python, or use PostgresTaskStore)"
+            )
         try:
             conn = sqlite3.connect(
                 self.path,

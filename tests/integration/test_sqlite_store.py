@@ -352,3 +352,14 @@ async def test_writers_take_turns_on_the_sidecar_lock_and_readers_do_not_wait(
             second = await asyncio.wait_for(write, 5)
         assert (await store.history("s1", "g")).total == 2
         assert second.payload.content == "second"
+
+
+async def test_an_sqlite_too_old_for_the_stores_sql_is_refused_clearly(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engagequeue._store_sqlite as module
+
+    monkeypatch.setattr(module, "_SQLITE_VERSION", (3, 31, 1))
+    with pytest.raises(EngageQueueError, match=r"needs SQLite 3\.35\.0 or newer.*3\.31\.1"):
+        await SQLiteTaskStore(db_path).open()
+    assert not db_path.exists()  # nothing written

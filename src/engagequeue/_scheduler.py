@@ -48,7 +48,7 @@ from ._retry import RetryPolicy
 from ._times import parse_instant, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from ._abc import MessageTransport, SendReceipt, TaskStore
 
@@ -226,8 +226,11 @@ class Scheduler:
         self._last_recover = float("-inf")
         self._last_probe = float("-inf")
         self._finished = 0
-        # A store whose claim_due can record the sends that follow at once (both of ours).
+        # A store whose claim_due can record the sends that follow at once (both of ours),
+        # and its mark_sending, looked up once rather than on every send.
         self._claim_marks = _accepts(store.claim_due, "sending_due_by")
+        mark = getattr(store, "mark_sending", None)
+        self._mark: Callable[..., Awaitable[object]] | None = mark if callable(mark) else None
 
     def _check_lease(self, lease: timedelta | None) -> timedelta:
         pacing = 0.0
@@ -609,8 +612,8 @@ class Scheduler:
         ended and whose task another worker took does not send it a second time. When the
         store cannot be written, nothing is sent: the lease returns the task later.
         """
-        mark = getattr(self.store, "mark_sending", None)
-        if flight.marked or not callable(mark):
+        mark = self._mark
+        if flight.marked or mark is None:
             return True
         task = flight.task
         try:

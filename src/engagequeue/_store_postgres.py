@@ -814,16 +814,17 @@ class PostgresTaskStore(WakeupMixin):
         """Return the task, or raise ``TaskNotFound``."""
         check_identifier(task_id, "task_id")
 
-        async def run(conn: Connection) -> Task:
-            cursor = await conn.execute(
-                f"SELECT {_COLUMNS} FROM {self._s}.tasks WHERE id = %s", (task_id,)
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                raise TaskNotFound(task_id)
-            return _row_to_task(row)
+        return await self._read(lambda conn: self._fetch(conn, task_id))
 
-        return await self._read(run)
+    async def _fetch(self, conn: Connection, task_id: str, lock: str = "") -> Task:
+        """The task (``lock``: a row-locking clause such as ``FOR SHARE``), or TaskNotFound."""
+        cursor = await conn.execute(
+            f"SELECT {_COLUMNS} FROM {self._s}.tasks WHERE id = %s {lock}", (task_id,)
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return _row_to_task(row)
 
     async def edit(
         self,
@@ -1062,13 +1063,7 @@ class PostgresTaskStore(WakeupMixin):
         async def run(conn: Connection) -> _Event:
             # FOR SHARE: no claim, completion or recovery changes the task before the
             # event is committed.
-            cursor = await conn.execute(
-                f"SELECT {_COLUMNS} FROM {self._s}.tasks WHERE id = %s FOR SHARE", (task_id,)
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                raise TaskNotFound(task_id)
-            task = _row_to_task(row)
+            task = await self._fetch(conn, task_id, "FOR SHARE")
             event = _Event(task, "sending", sending_detail(task, worker))
             await self._insert_events(conn, self._now(), [event])
             return event

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from os import PathLike
 from types import MappingProxyType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 try:
     import fcntl
@@ -65,6 +65,7 @@ from ._times import from_micros, isoformat, parse_instant, to_micros
 __all__ = ["SQLiteTaskStore"]
 
 _T = TypeVar("_T")
+_I = TypeVar("_I")
 
 SCHEMA_VERSION: Final = 2
 
@@ -454,24 +455,23 @@ def _run_optimistic(
     jobs: list[_Job],
     outcomes: list[tuple[_Job, Any, BaseException | None]],
 ) -> None:
-    """Run a batch's operations in order, each run of them that can go together as one.
-
-    Consecutive operations of one type that has a ``run_together`` go together.
-    """
+    """Run a batch's operations in order, consecutive ``_Mergeable`` calls of one kind as one."""
     i = 0
     while i < len(jobs):
-        fn = jobs[i][2]
-        together = getattr(fn, "run_together", None)
-        if together is None:
-            outcomes.append((jobs[i], fn(conn), None))
+        first = jobs[i][2]
+        if not isinstance(first, _Mergeable):
+            outcomes.append((jobs[i], first(conn), None))
             i += 1
             continue
-        j = i + 1
-        while j < len(jobs) and type(jobs[j][2]) is type(fn):
-            j += 1
-        results = together(conn, [job[2] for job in jobs[i:j]]) if j - i > 1 else [fn(conn)]
-        outcomes.extend((job, result, None) for job, result in zip(jobs[i:j], results, strict=True))
-        i = j
+        run = [first]
+        for job in jobs[i + 1 :]:
+            fn = job[2]
+            if not isinstance(fn, _Mergeable) or fn.run_many != first.run_many:
+                break
+            run.append(fn)
+        results = first.run_many(conn, [m.item for m in run]) if len(run) > 1 else [first(conn)]
+        outcomes.extend(zip(jobs[i : i + len(run)], results, [None] * len(run), strict=True))
+        i += len(run)
 
 
 def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
@@ -490,60 +490,28 @@ def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseE
 _NO_DETAIL: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
-_InsertTasks = Callable[
-    [sqlite3.Connection, Sequence[NewTask], Sequence[Mapping[str, Any]]], list[Task]
-]
-
-
-class _Insert:
-    """One ``schedule`` call's write.
-
-    The worker runs such writes that meet in a batch together: one session check per
-    session and two multi-row inserts for all of them.
-    """
-
-    __slots__ = ("detail", "insert", "task")
-
-    def __init__(self, insert: _InsertTasks, task: NewTask, detail: Mapping[str, Any]) -> None:
-        self.insert = insert
-        self.task = task
-        self.detail = detail
-
-    def __call__(self, conn: sqlite3.Connection) -> Task:
-        return self.insert(conn, [self.task], [self.detail])[0]
-
-    @staticmethod
-    def run_together(conn: sqlite3.Connection, ops: Sequence[_Insert]) -> list[Task]:
-        """Run several inserts of one store as one (the worker serves one store)."""
-        return ops[0].insert(conn, [o.task for o in ops], [o.detail for o in ops])
-
-
 class _BatchRerun(Exception):  # noqa: N818 - control flow, never seen by callers
     """Operations run together could not all succeed: rerun them one by one."""
 
 
-class _Complete:
-    """One ``complete`` call's write; completions that meet in a batch run as one."""
+class _Mergeable(Generic[_I, _T]):
+    """One call's write that can share a statement with the same writes queued beside it.
 
-    __slots__ = ("complete", "message_id", "task_id")
+    ``run_many(conn, items)`` does the write for every item and returns one result per
+    item (or raises, and the batch reruns call by call); alone, a call is ``run_many`` of
+    its one item. The worker merges consecutive calls with the same ``run_many``.
+    """
+
+    __slots__ = ("item", "run_many")
 
     def __init__(
-        self,
-        complete: Callable[[sqlite3.Connection, Sequence[tuple[str, str | None]]], list[Task]],
-        task_id: str,
-        message_id: str | None,
+        self, run_many: Callable[[sqlite3.Connection, Sequence[_I]], list[_T]], item: _I
     ) -> None:
-        self.complete = complete
-        self.task_id = task_id
-        self.message_id = message_id
+        self.run_many = run_many
+        self.item = item
 
-    def __call__(self, conn: sqlite3.Connection) -> Task:
-        return self.complete(conn, [(self.task_id, self.message_id)])[0]
-
-    @staticmethod
-    def run_together(conn: sqlite3.Connection, ops: Sequence[_Complete]) -> list[Task]:
-        """Complete the tasks of several calls (of one store) in one statement."""
-        return ops[0].complete(conn, [(o.task_id, o.message_id) for o in ops])
+    def __call__(self, conn: sqlite3.Connection) -> _T:
+        return self.run_many(conn, [self.item])[0]
 
 
 class _Event:
@@ -903,6 +871,12 @@ class SQLiteTaskStore(WakeupMixin):
 
     # -- scheduling and editing -----------------------------------------------------------
 
+    def _insert_items(
+        self, conn: sqlite3.Connection, items: Sequence[tuple[NewTask, Mapping[str, Any]]]
+    ) -> list[Task]:
+        """``_insert_tasks`` for ``schedule`` calls: one ``(task, created detail)`` each."""
+        return self._insert_tasks(conn, [task for task, _ in items], [d for _, d in items])
+
     def _insert_tasks(
         self,
         conn: sqlite3.Connection,
@@ -988,7 +962,7 @@ class SQLiteTaskStore(WakeupMixin):
         """
         prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
         extra = check_detail(detail)
-        task = await self._transact(_Insert(self._insert_tasks, prepared, extra))
+        task = await self._transact(_Mergeable(self._insert_items, (prepared, extra)))
         log_event("created", task.id, session_id, group_id, "pending", extra)
         self._wake()
         return task
@@ -1113,7 +1087,7 @@ class SQLiteTaskStore(WakeupMixin):
         check_identifier(task_id, "task_id")
         check_optional_text(message_id, "message_id")
 
-        task = await self._transact(_Complete(self._complete_tasks, task_id, message_id))
+        task = await self._transact(_Mergeable(self._complete_tasks, (task_id, message_id)))
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 

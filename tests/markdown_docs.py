@@ -26,6 +26,7 @@ import ast
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import inspect
 import io
 import os
@@ -36,6 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -47,6 +49,16 @@ ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_DSN = os.environ.get("ENGAGEQUEUE_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 DOCUMENTED_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 POSTGRES_MARKERS = ("PostgresTaskStore", "postgresql://")
+
+
+def load_docs_script(name: str) -> ModuleType:
+    """Import one of the scripts under docs/ (gen_reference.py...) by file name."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, ROOT / "docs" / name)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def is_page(path: Path) -> bool:

@@ -11,16 +11,13 @@ from types import ModuleType
 
 import pytest
 
+from markdown_docs import load_docs_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def hooks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "docs/mkdocs_hooks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_docs_script("mkdocs_hooks.py")
 
 
 def test_readme_links_into_docs_become_links_between_pages() -> None:

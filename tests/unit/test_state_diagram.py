@@ -3,7 +3,6 @@ of engagequeue._state's transition table: a change to the table fails here until
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
@@ -12,19 +11,13 @@ import pytest
 
 from engagequeue import TaskStatus
 from engagequeue._state import FINAL_STATUSES, allowed_moves
+from markdown_docs import load_docs_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_state_diagram", ROOT / "docs/gen_state_diagram.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_docs_script("gen_state_diagram.py")
 
 
 def test_the_committed_diagram_is_up_to_date() -> None:

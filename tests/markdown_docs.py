@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -444,6 +444,17 @@ class _PythonBlocks(PythonCodeBlockParser):
         self.codeblock_parser = CodeBlockParser("python", _evaluate_block)
 
 
+class _Skip(SkipParser):
+    """Sybil's ``<!-- skip: next -->``; a skip without a reason is reported as a skip too."""
+
+    def __call__(self, document: Document) -> Iterator[Region]:
+        for region in super().__call__(document):
+            action, reason = region.parsed
+            if action in {"next", "start"} and not reason:
+                region.parsed = (action, repr(f"left out by <!-- skip: {action} --> on the page"))
+            yield region
+
+
 def _teardown(namespace: dict[str, Any]) -> None:
     page = _OPEN_PAGES.pop(id(namespace), None)
     if page is not None:
@@ -455,7 +466,7 @@ _OPEN_PAGES: dict[int, Page] = {}
 
 
 SYBIL = Sybil(
-    parsers=[_PythonBlocks(), SkipParser()],
+    parsers=[_PythonBlocks(), _Skip()],
     patterns=["*.md"],
     path=str(ROOT),
     teardown=_teardown,

@@ -78,8 +78,23 @@ def test_skip_next_leaves_out_exactly_the_next_block(tmp_path: Path) -> None:
         block("raise RuntimeError('must not run')"),
         block("ran.append('third')"),
     )
-    run(page)
+    outcomes = run(page)
     assert page.namespace["ran"] == ["first", "third"]
+    assert outcomes == ["ok", "ok", "skipped: left out by <!-- skip: next --> on the page", "ok"]
+
+
+def test_skip_start_and_end_leave_out_a_range(tmp_path: Path) -> None:
+    page = page_of(
+        tmp_path,
+        block("ran = ['first']"),
+        "<!-- skip: start -->",
+        block("raise RuntimeError('must not run')"),
+        block("raise RuntimeError('nor this')"),
+        "<!-- skip: end -->",
+        block("ran.append('last')"),
+    )
+    run(page)
+    assert page.namespace["ran"] == ["first", "last"]
 
 
 def test_a_skip_reason_is_reported(tmp_path: Path) -> None:

@@ -24,32 +24,30 @@ CREATED = TaskStatus.PENDING
 """Where ``schedule`` / ``schedule_many`` put a new task (its ``created`` event)."""
 
 NOTES: dict[tuple[str, TaskStatus], tuple[str, str]] = {
-    ("edit", TaskStatus.PENDING): ("", "edited"),
-    ("cancel", TaskStatus.CANCELLED): ("", "cancelled"),
+    ("edit", TaskStatus.PENDING): ("until a worker claims it", "edited"),
+    ("cancel", TaskStatus.CANCELLED): ("until a worker claims it", "cancelled"),
     ("claim", TaskStatus.PROCESSING): ("due, session connected, head of its group", "claimed"),
-    ("complete", TaskStatus.COMPLETED): ("", "completed"),
-    ("fail", TaskStatus.PENDING): ("retry_at given and attempts left", "retried"),
-    ("fail", TaskStatus.FAILED): ("no retry_at, or no attempts left", "failed"),
+    ("complete", TaskStatus.COMPLETED): ("the gateway accepted the post", "completed"),
+    ("fail", TaskStatus.PENDING): ("`retry_at` given and attempts left", "retried"),
+    ("fail", TaskStatus.FAILED): ("no `retry_at`, or no attempts left", "failed"),
     ("release", TaskStatus.PENDING): ("session dropped, or the scheduler stopped", "released"),
-    ("expire", TaskStatus.PENDING): ('lease ended, on_expired="retry", attempts left', "expired"),
+    ("expire", TaskStatus.PENDING): (
+        'lease ended, `on_expired="retry"`, attempts left',
+        "expired",
+    ),
     ("expire", TaskStatus.FAILED): (
-        'lease ended, on_expired="fail" or no attempts left',
+        'lease ended, `on_expired="fail"` or no attempts left',
         "expired",
     ),
 }
 """(operation, target) -> when that arrow is taken, and the event it records."""
 
 
-def _label(operation: str, target: TaskStatus) -> str:
-    when, event = NOTES.get((operation, target), ("", ""))
-    return operation + (f" ({when})" if when else "") + (f' → event "{event}"' if event else "")
-
-
 _ORDER = list(TaskStatus)
 
 
-def render() -> str:
-    """The diagram as a Mermaid block, between its two marker comments."""
+def _arrows() -> list[tuple[str, TaskStatus, TaskStatus]]:
+    """(operation, source, target) for every move of the table, in status then name order."""
     arrows = sorted(
         (
             (_ORDER.index(t.source), _ORDER.index(target), t.operation, t.source, target)
@@ -58,18 +56,32 @@ def render() -> str:
         ),
         key=lambda arrow: arrow[:3],
     )
-    unknown = set(NOTES) - {(operation, target) for *_, operation, _, target in arrows}
+    return [(operation, source, target) for *_, operation, source, target in arrows]
+
+
+def render() -> str:
+    """The diagram (Mermaid) and its table of conditions, between the two marker comments."""
+    arrows = _arrows()
+    unknown = set(NOTES) - {(operation, target) for operation, _, target in arrows}
     if unknown:
         msg = f"NOTES describe arrows engagequeue._state.TRANSITIONS no longer has: {unknown}"
         raise ValueError(msg)
     lines = [START, "```mermaid", "stateDiagram-v2"]
-    lines.append(f'    [*] --> {CREATED.value}: schedule or schedule_many → event "created"')
-    lines += [
-        f"    {source.value} --> {target.value}: {_label(operation, target)}"
-        for *_, operation, source, target in arrows
-    ]
+    lines.append(f'    [*] --> {CREATED.value}: schedule → "created"')
+    for operation, source, target in arrows:
+        event = NOTES.get((operation, target), ("", ""))[1]
+        label = f'{operation} → "{event}"' if event else operation
+        lines.append(f"    {source.value} --> {target.value}: {label}")
     lines += [f"    {status.value} --> [*]" for status in _ORDER if status in FINAL_STATUSES]
-    lines += ["```", END]
+    lines += ["```", "", "| From | Operation | To | When | Event |", "|---|---|---|---|---|"]
+    lines.append(f"| (new) | `schedule`, `schedule_many` | `{CREATED.value}` | a post is scheduled | `created` |")
+    for operation, source, target in arrows:
+        when, event = NOTES.get((operation, target), ("", ""))
+        lines.append(
+            f"| `{source.value}` | `{operation}` | `{target.value}` | {when} |"
+            + (f" `{event}` |" if event else " |")
+        )
+    lines.append(END)
     return "\n".join(lines)
 
 

@@ -74,7 +74,10 @@ def render() -> str:
         lines.append(f"    {source.value} --> {target.value}: {label}")
     lines += [f"    {status.value} --> [*]" for status in _ORDER if status in FINAL_STATUSES]
     lines += ["```", "", "| From | Operation | To | When | Event |", "|---|---|---|---|---|"]
-    lines.append(f"| (new) | `schedule`, `schedule_many` | `{CREATED.value}` | a post is scheduled | `created` |")
+    lines.append(
+        f"| (new) | `schedule`, `schedule_many` | `{CREATED.value}` | a post is scheduled"
+        " | `created` |"
+    )
     for operation, source, target in arrows:
         when, event = NOTES.get((operation, target), ("", ""))
         lines.append(

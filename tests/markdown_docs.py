@@ -123,6 +123,19 @@ async def _post(app: Any, path: str, body: bytes, headers: dict[str, str]) -> An
         return await http.post(path, content=body, headers=headers)
 
 
+def _test_post_reached_the_group(fake: Any, session: str) -> Callable[[Page], None]:
+    """The gateway pages' "Check the connection" block: one text, delivered, id printed."""
+
+    def the_test_post_reached_the_group(page: Page) -> None:
+        assert [(d.session, d.chat_id, d.body["text"]) for d in fake.delivered] == [
+            (session, "120363012345678901@g.us", "engagequeue is connected")
+        ]
+        assert f"sent: {fake.delivered[0].message_id}" in page.output.getvalue()
+        assert fake.violations == []
+
+    return the_test_post_reached_the_group
+
+
 def _readme(stack: contextlib.ExitStack) -> PageEnv:
     def prints_the_post_and_its_history(page: Page) -> None:
         # "Use it": the edited post is what leaves, and its history tells the whole story.
@@ -164,11 +177,13 @@ def _waha(stack: contextlib.ExitStack) -> PageEnv:
             _post(page.namespace["app"], "/hooks/waha", body, {"content-type": "application/json"})
         )
         assert answer.status_code == 401, answer.text
-        assert waha.violations == []
 
     return PageEnv(
         rewrites={"http://localhost:3000": waha.url},
-        checks=[the_webhook_refuses_an_unsigned_request],
+        checks=[
+            _test_post_reached_the_group(waha, "default"),
+            the_webhook_refuses_an_unsigned_request,
+        ],
     )
 
 
@@ -192,11 +207,13 @@ def _evolution(stack: contextlib.ExitStack) -> PageEnv:
             )
         )
         assert answer.status_code == 401, answer.text
-        assert evolution.violations == []
 
     return PageEnv(
         rewrites={"http://localhost:8080": evolution.url},
-        checks=[the_webhook_refuses_a_request_without_the_key],
+        checks=[
+            _test_post_reached_the_group(evolution, "shop"),
+            the_webhook_refuses_a_request_without_the_key,
+        ],
     )
 
 

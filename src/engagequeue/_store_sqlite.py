@@ -64,6 +64,7 @@ from ._store_common import (
     unchecked,
 )
 from ._times import from_micros, isoformat, parse_instant, to_micros
+from ._wake_sockets import SocketWaker, supported
 
 __all__ = ["SQLiteTaskStore"]
 
@@ -573,6 +574,10 @@ class SQLiteTaskStore(WakeupMixin):
         self._claim_window = CLAIM_WINDOW
         self._open_lock = threading.Lock()
         self._lock: int | None = None
+        # Wake-ups between processes on this file (see _wake_sockets).
+        self._waker = (
+            SocketWaker(self.path) if supported() and self.path not in ("", ":memory:") else None
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteTaskStore({self.path!r}, durability={self.durability!r})"
@@ -590,12 +595,15 @@ class SQLiteTaskStore(WakeupMixin):
             self._worker = None
             worker.stop()
             raise
+        self._listen_changed()
 
     async def close(self) -> None:
         """Close the file. Idempotent."""
         worker, self._worker = self._worker, None
         if worker is None:
             return
+        if self._waker is not None:
+            self._waker.close()
         try:
             await worker.submit(self._close_sync, ())
         finally:
@@ -710,6 +718,25 @@ class SQLiteTaskStore(WakeupMixin):
             os.close(lock)
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _listen_changed(self) -> None:
+        """Listen on this file's wake-up socket while callbacks wait and the store is open."""
+        waker = self._waker
+        if waker is None:
+            return
+        if self._wakeups and self._worker is not None:
+            if not waker.listening:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    return  # added outside a loop: open() starts listening
+                waker.listen(loop, self._wake_local)
+        elif waker.listening:
+            waker.stop()
+
+    def _announce(self) -> None:
+        if self._waker is not None:
+            self._waker.announce()
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:  # noqa: ANN401
         worker = self._worker

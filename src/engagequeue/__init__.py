@@ -23,6 +23,7 @@ from ._errors import (
     TransientTransportError,
     TransportError,
     ValidationError,
+    VersionConflict,
 )
 from ._models import (
     GroupProfile,
@@ -79,6 +80,7 @@ __all__ = [
     "TransientTransportError",
     "TransportError",
     "ValidationError",
+    "VersionConflict",
     "current_task",
     "is_testing",
     "set_testing",

@@ -19,9 +19,12 @@ This module is imported only on first use of ``engagequeue.PostgresTaskStore``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
+import secrets
 import zlib
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -40,7 +43,6 @@ from ._errors import (
     EngageQueueError,
     OutcomeUnknownError,
     SessionNotFound,
-    TaskConflict,
     TaskNotFound,
     ValidationError,
 )
@@ -58,6 +60,8 @@ from ._store_common import (
     check_keep,
     check_on_expired,
     check_optional_text,
+    check_version,
+    conditional_where,
     default_clock,
     fail_event,
     log_event,
@@ -68,6 +72,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    refusal,
     sending_bound,
     sending_detail,
     task_reader,
@@ -97,7 +102,7 @@ _T = TypeVar("_T")
 
 logger: Final = logging.getLogger("engagequeue.postgres")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Each entry migrates from version N to N + 1 (index 0: from an empty schema to version 1).
 # ``{s}`` is the quoted schema name.
@@ -156,6 +161,12 @@ _MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
         CREATE INDEX task_events_task ON {s}.task_events (task_id, seq);
         """,
     ),
+    (
+        "task versions: every change bumps it, edits and cancels can require one",
+        """
+        ALTER TABLE {s}.tasks ADD COLUMN version integer NOT NULL DEFAULT 1;
+        """,
+    ),
 )
 
 _COLUMNS: Final = TASK_COLUMNS
@@ -171,6 +182,15 @@ _WAIT: Final = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
 _CLAIM_WALK: Final = 256
 _CLAIM_LOCK_CLASS: Final = 0x6551_0001  # "eQ" + 1
 _MIGRATE_LOCK_CLASS: Final = 0x6551_0002
+_LISTEN_RETRY_MAX: Final = 2.0
+"""The longest pause, in seconds, between two reconnects of the wake-up listener."""
+# A listener on a dead network path would wait forever without TCP keepalives.
+_KEEPALIVES: Final[dict[str, Any]] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _int32(text: str) -> int:
@@ -303,6 +323,14 @@ class PostgresTaskStore(WakeupMixin):
         self._write_lock = f"SELECT pg_advisory_xact_lock_shared({_CLAIM_LOCK_CLASS}, {key})"
         self._migrate_lock = f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_CLASS}, {key})"
         self._sync_sql = ""  # "SET LOCAL synchronous_commit = ...; " when the server's is weaker
+        # Wake-ups across processes and hosts: writes that wake schedulers notify this
+        # channel in their transaction; a listener connection per store with callbacks
+        # wakes them. The payload is this store's token, so it skips its own (its
+        # callbacks ran already). Schema names are [A-Za-z0-9_]: safe as literals.
+        self._channel = f"eqwake_{schema}"[:63]
+        self._token = secrets.token_hex(8)
+        self._notify_commit = f"SELECT pg_notify('{self._channel}', '{self._token}'); COMMIT"
+        self._listener: asyncio.Task[None] | None = None
         self._claim_sql = self._build_claim_sql()
 
     def __repr__(self) -> str:
@@ -345,10 +373,12 @@ class PostgresTaskStore(WakeupMixin):
         )
         await pool.open(wait=False)
         self._pool = pool
+        self._listen_changed()
 
     async def close(self) -> None:
-        """Close the pool's connections. Idempotent."""
+        """Close the pool's connections and the wake-up listener. Idempotent."""
         pool, self._pool = self._pool, None
+        await self._stop_listener()
         if pool is not None:
             await pool.close()
 
@@ -440,6 +470,100 @@ class PostgresTaskStore(WakeupMixin):
             )
             raise EngageQueueError(msg)
 
+    # -- wake-ups from other processes and hosts -------------------------------------------
+
+    def _listen_changed(self) -> None:
+        """Run the listener while wake-up callbacks wait and the store is open."""
+        if self._wakeups and self._pool is not None:
+            if self._listener is None or self._listener.done():
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    return  # added outside a loop: open() starts listening
+                self._listener = asyncio.create_task(
+                    self._listen(), name=f"engagequeue-listen {self.schema}"
+                )
+        elif self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
+
+    async def _stop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self) -> None:
+        """LISTEN on the schema's channel on a dedicated connection, reconnecting forever.
+
+        Notifications sent while the connection was down are lost, so every reconnect
+        (and the loss itself) wakes the callbacks: the scheduler's next pass claims
+        everything due, whatever it missed.
+        """
+        failures = 0
+        listened = False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.dsn,
+                    autocommit=True,
+                    application_name=f"engagequeue-listener {self.schema}"[:63],
+                    **_KEEPALIVES,
+                )
+                try:
+                    await conn.execute(f'LISTEN "{self._channel}"')
+                    if listened:
+                        logger.info("engagequeue wake-up listener of %s reconnected", self.schema)
+                        self._wake_local()  # a full claim pass after the gap
+                    listened, failures = True, 0
+                    await self._receive(conn)
+                finally:
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                failures += 1
+                delay = min(_LISTEN_RETRY_MAX, 0.05 * 2**failures)
+                logger.warning(
+                    "engagequeue wake-up listener of %s lost its connection (%s); "
+                    "reconnecting in %.2f s",
+                    self.schema,
+                    exc,
+                    delay,
+                )
+                if listened:
+                    self._wake_local()  # changes may be missed until it is back
+                await asyncio.sleep(delay)
+
+    async def _receive(self, conn: Connection) -> None:
+        """Wake the callbacks for each notification of another store until the link fails.
+
+        Reads the idle connection's socket from the event loop itself: psycopg's
+        ``notifies()`` wakes every 100 ms to look for interrupts (about 3 ms of CPU per
+        second per idle listener); this costs nothing until the server sends something.
+        """
+        pgconn = conn.pgconn
+        token = self._token.encode()
+        readable = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        fd = pgconn.socket
+        loop.add_reader(fd, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                pgconn.consume_input()  # raises OperationalError once the link is gone
+                if pgconn.status != psycopg.pq.ConnStatus.OK:
+                    raise psycopg.OperationalError("the listener connection was closed")
+                woken = False
+                while (notice := pgconn.notifies()) is not None:
+                    woken = woken or notice.extra != token
+                if woken:
+                    self._wake_local()
+        finally:
+            loop.remove_reader(fd)
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _get_pool(self) -> AsyncConnectionPool[Connection]:
@@ -481,13 +605,15 @@ class PostgresTaskStore(WakeupMixin):
         *,
         exclusive: bool = False,
         on_unknown: Callable[[Connection], Awaitable[_T]] | None = None,
+        notify: bool = False,
     ) -> _T:
         """Run ``run`` in one transaction holding the claim lock (shared, or exclusive).
 
         A connection error before ``COMMIT`` was sent means the transaction rolled back:
         it is retried. One during ``COMMIT`` leaves the outcome unknown: the write is
         repeated with ``on_unknown`` when one is given (an idempotent form), else
-        ``EngageQueueError`` is raised rather than risk doing it twice.
+        ``EngageQueueError`` is raised rather than risk doing it twice. With ``notify``,
+        the transaction also notifies the schema's wake-up channel (delivered at commit).
         """
         pool = self._get_pool()
         begin = f"BEGIN; {self._sync_sql}{self._claim_lock if exclusive else self._write_lock}"
@@ -500,7 +626,7 @@ class PostgresTaskStore(WakeupMixin):
                         await conn.execute(begin)
                         result = await current(conn)
                         committing = True
-                        await conn.execute("COMMIT")
+                        await conn.execute(self._notify_commit if notify else "COMMIT")
                     except psycopg.OperationalError as exc:
                         if not committing:
                             await self._rollback(conn)
@@ -563,25 +689,36 @@ class PostgresTaskStore(WakeupMixin):
         task_id: str,
         assignments: str,
         params: Sequence[Any],
+        *,
+        worker_id: str | None = None,
+        version: int | None = None,
     ) -> Task:
         """Apply ``assignments`` to a task in the operation's source status, in one statement.
 
-        Raises ``TaskNotFound`` or ``TaskConflict`` (with the current status) otherwise.
+        With ``worker_id``, only while that worker holds the claim; with ``version``, only
+        at that version. The task's version grows by one. Raises ``TaskNotFound``,
+        ``VersionConflict`` or ``TaskConflict`` (with the current status) otherwise.
         """
-        source = TRANSITIONS[operation].source.value
+        where = conditional_where(
+            TRANSITIONS[operation].source.value,
+            "%s",
+            worker_id=worker_id is not None,
+            version=version is not None,
+        )
+        checks = [v for v in (worker_id, version) if v is not None]
         cursor = await conn.execute(
-            f"UPDATE {self._s}.tasks SET {assignments} WHERE id = %s AND status = '{source}' "
+            f"UPDATE {self._s}.tasks SET {assignments}, version = version + 1 WHERE {where} "
             f"RETURNING {_COLUMNS}",
-            (*params, task_id),
+            (*params, task_id, *checks),
         )
         row = await cursor.fetchone()
         if row is not None:
             return _row_to_task(row)
-        cursor = await conn.execute(f"SELECT status FROM {self._s}.tasks WHERE id = %s", (task_id,))
-        current = await cursor.fetchone()
-        if current is None:
-            raise TaskNotFound(task_id)
-        raise TaskConflict(task_id, _STATUS[current[0]], operation, source)
+        cursor = await conn.execute(
+            f"SELECT status, worker_id, version FROM {self._s}.tasks WHERE id = %s", (task_id,)
+        )
+        found = await cursor.fetchone()
+        raise refusal(task_id, operation, found, worker_id=worker_id, version=version)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -611,7 +748,7 @@ class PostgresTaskStore(WakeupMixin):
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
 
-        await self._write(run, on_unknown=run)
+        await self._write(run, on_unknown=run, notify=True)
         self._wake()
 
     async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
@@ -634,7 +771,7 @@ class PostgresTaskStore(WakeupMixin):
                 raise SessionNotFound(session_id)
             cursor = await conn.execute(
                 f"UPDATE {self._s}.tasks SET status = 'pending', worker_id = NULL, "
-                "lease_expires_at = NULL, updated_at = %s "
+                "lease_expires_at = NULL, updated_at = %s, version = version + 1 "
                 "WHERE session_id = %s AND status = 'processing' "
                 f"AND NOT (id = ANY(%s::text[])) RETURNING {_COLUMNS}",
                 (now, session_id, kept),
@@ -785,7 +922,7 @@ class PostgresTaskStore(WakeupMixin):
         async def run(conn: Connection) -> list[Task]:
             return await self._insert_tasks(conn, [prepared], extra)
 
-        task = (await self._write(run, on_unknown=run))[0]
+        task = (await self._write(run, on_unknown=run, notify=True))[0]
         log_event("created", task.id, session_id, group_id, "pending", extra)
         self._wake()
         return task
@@ -804,7 +941,7 @@ class PostgresTaskStore(WakeupMixin):
         async def run(conn: Connection) -> list[Task]:
             return await self._insert_tasks(conn, prepared, {})
 
-        tasks = await self._write(run, on_unknown=run)
+        tasks = await self._write(run, on_unknown=run, notify=True)
         for t in tasks:
             log_event("created", t.id, t.session_id, t.group_id, "pending", {})
         self._wake()
@@ -832,9 +969,15 @@ class PostgresTaskStore(WakeupMixin):
         *,
         payload: Payload | None = None,
         scheduled_at: datetime | str | None = None,
+        if_version: int | None = None,
     ) -> Task:
-        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
+        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending.
+
+        With ``if_version``, only while the task is at that version (else
+        ``VersionConflict``), checked in the same statement.
+        """
         plan = prepare_edit(task_id, payload, scheduled_at)
+        expected = check_version(if_version)
         assignments = ", ".join(["updated_at = %s", *(f"{c} = %s" for c, _ in plan.columns)])
         params: list[Any] = [v for _, v in plan.columns]
         if plan.scheduled_at is not None:
@@ -850,26 +993,38 @@ class PostgresTaskStore(WakeupMixin):
                 f"SELECT scheduled_at FROM {self._s}.tasks WHERE id = %s FOR UPDATE", (task_id,)
             )
             before = await cursor.fetchone()
-            task = await self._conditional(conn, "edit", task_id, assignments, [now, *params])
+            task = await self._conditional(
+                conn, "edit", task_id, assignments, [now, *params], version=expected
+            )
             if new_time is not None and before is not None:
                 detail["previous_scheduled_at"] = isoformat(_utc(before[0]))
             event = _Event(task, "edited", detail)
             await self._insert_events(conn, now, [event])
             return event
 
-        event = await self._write(run)
+        event = await self._write(run, notify=True)
         self._log([event])
         self._wake()
         return event.task
 
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel a pending task; ``TaskConflict`` if it is not pending."""
+    async def cancel(self, task_id: str, *, if_version: int | None = None) -> Task:
+        """Cancel a pending task; ``TaskConflict`` if it is not pending.
+
+        With ``if_version``, only while the task is at that version (else
+        ``VersionConflict``).
+        """
         check_identifier(task_id, "task_id")
+        expected = check_version(if_version)
 
         async def run(conn: Connection) -> Task:
             now = self._now()
             task = await self._conditional(
-                conn, "cancel", task_id, "status = 'cancelled', updated_at = %s", [now]
+                conn,
+                "cancel",
+                task_id,
+                "status = 'cancelled', updated_at = %s",
+                [now],
+                version=expected,
             )
             await self._insert_events(conn, now, [_Event(task, "cancelled", {})])
             return task
@@ -948,7 +1103,8 @@ class PostgresTaskStore(WakeupMixin):
             WITH claimed AS (
                 UPDATE {s}.tasks AS t
                 SET status = 'processing', worker_id = %(worker)s,
-                    lease_expires_at = %(expires)s, updated_at = %(stamp)s
+                    lease_expires_at = %(expires)s, updated_at = %(stamp)s,
+                    version = t.version + 1
                 WHERE t.id = ANY(%(ids)s::text[])
                   -- Written as a sub-select so that the planner looks the rows up by
                   -- primary key instead of scanning a partial index on status.
@@ -1026,10 +1182,16 @@ class PostgresTaskStore(WakeupMixin):
         self._log(events)
         return [e.task for e in events]
 
-    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
-        """Mark a processing task completed (one more attempt)."""
+    async def complete(
+        self, task_id: str, *, message_id: str | None = None, worker_id: str | None = None
+    ) -> Task:
+        """Mark a processing task completed (one more attempt).
+
+        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        """
         check_identifier(task_id, "task_id")
         check_optional_text(message_id, "message_id")
+        worker = check_optional_text(worker_id, "worker_id")
 
         async def run(conn: Connection) -> Task:
             now = self._now()
@@ -1040,6 +1202,7 @@ class PostgresTaskStore(WakeupMixin):
                 "status = 'completed', attempts = attempts + 1, message_id = %s, "
                 "lease_expires_at = NULL, updated_at = %s",
                 [message_id, now],
+                worker_id=worker,
             )
             await self._insert_events(
                 conn, now, [_Event(task, "completed", message_detail(message_id))]
@@ -1071,15 +1234,22 @@ class PostgresTaskStore(WakeupMixin):
         await self._write(run)
 
     async def fail(
-        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+        self,
+        task_id: str,
+        error: str,
+        *,
+        retry_at: datetime | str | None = None,
+        worker_id: str | None = None,
     ) -> Task:
         """Record a failed attempt of a processing task.
 
         With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
-        (event ``retried``); otherwise it is failed (event ``failed``).
+        (event ``retried``); otherwise it is failed (event ``failed``). With ``worker_id``,
+        only while that worker holds the claim (else ``TaskConflict``).
         """
         check_identifier(task_id, "task_id")
         reason = check_error(error)
+        worker = check_optional_text(worker_id, "worker_id")
         retry = None if retry_at is None else parse_instant(retry_at, "retry_at")
 
         async def run(conn: Connection) -> _Event:
@@ -1094,6 +1264,7 @@ class PostgresTaskStore(WakeupMixin):
                 "attempts = attempts + 1, last_error = %s, worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = %s",
                 [retry, retry, retry, reason, now],
+                worker_id=worker,
             )
             event = _Event(task, *fail_event(task, reason))
             await self._insert_events(conn, now, [event])
@@ -1103,10 +1274,14 @@ class PostgresTaskStore(WakeupMixin):
         self._log([event])
         return event.task
 
-    async def release(self, task_id: str, reason: str) -> Task:
-        """Return a processing task to pending without counting an attempt (event ``released``)."""
+    async def release(self, task_id: str, reason: str, *, worker_id: str | None = None) -> Task:
+        """Return a processing task to pending without counting an attempt (event ``released``).
+
+        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        """
         check_identifier(task_id, "task_id")
         why = check_error(reason)
+        worker = check_optional_text(worker_id, "worker_id")
 
         async def run(conn: Connection) -> _Event:
             now = self._now()
@@ -1116,6 +1291,7 @@ class PostgresTaskStore(WakeupMixin):
                 task_id,
                 "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = %s",
                 [now],
+                worker_id=worker,
             )
             event = _Event(task, "released", {"reason": why})
             await self._insert_events(conn, now, [event])
@@ -1142,7 +1318,8 @@ class PostgresTaskStore(WakeupMixin):
                 "THEN 'failed' ELSE 'pending' END, "
                 "attempts = attempts + 1, "
                 "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = %s "
+                "worker_id = NULL, lease_expires_at = NULL, updated_at = %s, "
+                "version = version + 1 "
                 f"WHERE status = 'processing' AND lease_expires_at <= %s RETURNING {_COLUMNS}",
                 (give_up, stamp, at),
             )

@@ -54,6 +54,7 @@ INTENDED = CONTRACT_NAMES | {
     "SentMessage",
     "SessionStatus",
     "TokenUsage",
+    "VersionConflict",
     "current_task",
     "is_testing",
     "set_testing",

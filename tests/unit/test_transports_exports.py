@@ -20,6 +20,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
         "SessionEventTarget",
         "SessionStatus",
         "SessionStatusEvent",
+        "UnsafeMediaURLError",
         "WahaTransport",
         "WebhookError",
         "WebhookSignatureError",

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from engagequeue._abc import SessionStatus
 
-from ._errors import InvalidPostError, PartialSendError, WebhookError, WebhookSignatureError
+from ._errors import (
+    InvalidPostError,
+    PartialSendError,
+    UnsafeMediaURLError,
+    WebhookError,
+    WebhookSignatureError,
+)
 from ._webhooks import (
     SessionEventTarget,
     SessionStatusEvent,
@@ -37,6 +43,7 @@ __all__ = [
     "SessionEventTarget",
     "SessionStatus",
     "SessionStatusEvent",
+    "UnsafeMediaURLError",
     "WahaTransport",
     "WebhookError",
     "WebhookSignatureError",

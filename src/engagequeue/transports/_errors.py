@@ -9,7 +9,13 @@ from engagequeue._errors import PermanentTransportError, ValidationError
 if TYPE_CHECKING:
     from engagequeue._abc import SendReceipt
 
-__all__ = ["InvalidPostError", "PartialSendError", "WebhookError", "WebhookSignatureError"]
+__all__ = [
+    "InvalidPostError",
+    "PartialSendError",
+    "UnsafeMediaURLError",
+    "WebhookError",
+    "WebhookSignatureError",
+]
 
 
 class InvalidPostError(PermanentTransportError, ValidationError):
@@ -47,3 +53,13 @@ class WebhookSignatureError(WebhookError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, field="headers")
+
+
+class UnsafeMediaURLError(InvalidPostError):
+    """A media URL the transport refuses to let anyone fetch (``allow_private_media=False``).
+
+    Its host is, or resolves to, an address that is not globally routable (loopback,
+    private, link-local, shared, multicast, reserved, unspecified), in any spelling, or it
+    redirects to such a host. Refused before any connection, so the message names the rule
+    and nothing that a server answered.
+    """

@@ -15,12 +15,18 @@ from ._errors import (
     InvalidPostError,
     PartialSendError,
     UnsafeMediaURLError,
+    WebhookBodyTooLargeError,
+    WebhookConfigError,
     WebhookError,
+    WebhookReplayError,
     WebhookSignatureError,
 )
 from ._webhooks import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_BODY_BYTES,
     SessionEventTarget,
     SessionStatusEvent,
+    WebhookGuard,
     apply_session_event,
     evolution_session_status,
     handle_evolution_webhook,
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
     from ._waha import WahaTransport
 
 __all__ = [
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_BODY_BYTES",
     "EvolutionTransport",
     "InvalidPostError",
     "PartialSendError",
@@ -45,7 +53,11 @@ __all__ = [
     "SessionStatusEvent",
     "UnsafeMediaURLError",
     "WahaTransport",
+    "WebhookBodyTooLargeError",
+    "WebhookConfigError",
     "WebhookError",
+    "WebhookGuard",
+    "WebhookReplayError",
     "WebhookSignatureError",
     "apply_session_event",
     "evolution_session_status",

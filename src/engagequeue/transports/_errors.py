@@ -13,7 +13,10 @@ __all__ = [
     "InvalidPostError",
     "PartialSendError",
     "UnsafeMediaURLError",
+    "WebhookBodyTooLargeError",
+    "WebhookConfigError",
     "WebhookError",
+    "WebhookReplayError",
     "WebhookSignatureError",
 ]
 
@@ -63,3 +66,29 @@ class UnsafeMediaURLError(InvalidPostError):
     redirects to such a host. Refused before any connection, so the message names the rule
     and nothing that a server answered.
     """
+
+
+class WebhookBodyTooLargeError(WebhookError):
+    """A webhook body is larger than the receiver accepts (``max_body_bytes``); not parsed."""
+
+
+class WebhookReplayError(WebhookError):
+    """A webhook event is outside the replay window, or was already received within it.
+
+    A signed event captured on the way can be sent again by anyone: events older than
+    ``max_age`` (or that far in the future) and repeats of a seen event are refused.
+    """
+
+    def __init__(self, message: str, *, field: str | None = "body.timestamp") -> None:
+        super().__init__(message, field=field)
+
+
+class WebhookConfigError(WebhookError):
+    """A webhook receiver is configured unsafely: no key, or an empty one.
+
+    Receivers require a key unless built with ``insecure_no_auth=True`` (trusted networks
+    only). Raised before the request is looked at, whatever it contains.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field=None)

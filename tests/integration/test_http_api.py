@@ -658,5 +658,6 @@ def test_engagequeue_http_exports_exactly_its_public_names():
         "Authorize",
         "create_app",
         "create_router",
+        "create_webhook_router",
     ]
     assert engagequeue.http.DEFAULT_MAX_BODY_SIZE == 64 * 1024

@@ -15,5 +15,14 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from ._router import DEFAULT_MAX_BODY_SIZE, Action, Authorize, create_app, create_router
+from ._webhooks import MAX_WEBHOOK_BODY, create_webhook_router
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "Action", "Authorize", "create_app", "create_router"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "MAX_WEBHOOK_BODY",
+    "Action",
+    "Authorize",
+    "create_app",
+    "create_router",
+    "create_webhook_router",
+]

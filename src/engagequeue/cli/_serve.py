@@ -7,7 +7,9 @@ web process writes, the worker sends (see docs/cli.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from typing import TYPE_CHECKING, Any, Final
 
 import click
@@ -16,6 +18,8 @@ from ._app import BadInput, CliError, Config, register
 from ._worker import configure_logging, log_options
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from engagequeue._abc import TaskStore
 
 __all__ = ["serve"]
@@ -74,6 +78,28 @@ def _check_webhook_options(
             "(or ENGAGEQUEUE_WAHA_HMAC_KEY / ENGAGEQUEUE_EVOLUTION_API_KEY); "
             "--insecure-webhooks accepts unsigned ones, --no-webhooks mounts none"
         )
+
+
+def _server_class(base: type[Any]) -> type[Any]:
+    """The uvicorn Server, stopping on SIGINT/SIGTERM through the event loop's handlers.
+
+    uvicorn re-raises the signal it caught once it has shut down, so the process would die
+    of it (exit -15) instead of exiting 0 after its graceful stop, as the contract says.
+    """
+
+    class Server(base):  # type: ignore[misc, valid-type]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    return Server
 
 
 @click.command()
@@ -160,7 +186,7 @@ def serve(
     )
     if insecure_webhooks:
         logger.warning("webhook routes accept unsigned requests (--insecure-webhooks)")
-    server = uvicorn.Server(
+    server = _server_class(uvicorn.Server)(
         uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
     )
 

@@ -87,7 +87,7 @@ def _server_class(base: type[Any]) -> type[Any]:
     of it (exit -15) instead of exiting 0 after its graceful stop, as the contract says.
     """
 
-    class Server(base):  # type: ignore[misc, valid-type]
+    class Server(base):  # type: ignore[misc]
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             loop = asyncio.get_running_loop()

@@ -801,6 +801,21 @@ class PostgresTaskStore(WakeupMixin):
 
         await self._write(run, on_unknown=again)
 
+    async def is_connected(self, session_id: str) -> bool:
+        """Whether the session is marked connected; ``SessionNotFound`` if it is unknown."""
+        check_identifier(session_id, "session_id")
+
+        async def run(conn: Connection) -> bool:
+            cursor = await conn.execute(
+                f"SELECT connected FROM {self._s}.sessions WHERE id = %s", (session_id,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise SessionNotFound(session_id)
+            return bool(row[0])
+
+        return await self._read(run)
+
     # -- scheduling and editing -----------------------------------------------------------
 
     async def _insert_tasks(

@@ -915,6 +915,22 @@ class SQLiteTaskStore(WakeupMixin):
 
         await self._transact(run)
 
+    async def is_connected(self, session_id: str) -> bool:
+        """Whether the session is marked connected; ``SessionNotFound`` if it is unknown."""
+        check_identifier(session_id, "session_id")
+
+        def run() -> bool:
+            row = (
+                self._db()
+                .execute("SELECT connected FROM eq_sessions WHERE id = ?", (session_id,))
+                .fetchone()
+            )
+            if row is None:
+                raise SessionNotFound(session_id)
+            return bool(row[0])
+
+        return await self._call(run)
+
     # -- scheduling and editing -----------------------------------------------------------
 
     def _insert_items(

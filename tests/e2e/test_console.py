@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures are imported by name from console_fixtures
 """The moderation console driven in headless Chromium against the real app and a real SQLite file.
 
 The browser runs in Europe/Paris, so a time shown in local time differs from its UTC instant.
@@ -13,6 +14,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
+from console_fixtures import browser, chromium_path, console, make_console, page  # noqa: F401
 from console_support import GROUP, REFUSED_GROUP, SESSION, open_console
 
 from engagequeue import Payload, TaskStatus

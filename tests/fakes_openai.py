@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +23,15 @@ import attrs
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse as _JSONResponse
 from starlette.routing import Route
+
+
+class JSONResponse(_JSONResponse):
+    """JSON with non-ASCII escaped, so a script can answer lone surrogates as a server may."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 @attrs.frozen

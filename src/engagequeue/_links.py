@@ -47,6 +47,9 @@ _CLOSERS: Final = frozenset("*_~)]}>\"'`”’»›")  # noqa: RUF001 - typograp
 # Bidirectional overrides, embeddings and isolates: they can make a link display as
 # something other than where it goes. (LRM/RLM marks stay: RTL text needs them.)
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# NUL and other C0/C1 controls (but tab and newlines), and lone surrogates: no store, JSON
+# reader or chat client handles them, so a post must not carry them.
+_UNSAFE_CHARS: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,31}://")
 _LABEL: Final = r"[^\W_](?:[^\W_]|-)*"
@@ -388,6 +391,13 @@ def check_post(text: str, links: Sequence[str], limit: int) -> tuple[Violation, 
                 "bidi_control", "the post contains invisible bidirectional control characters"
             )
         )
+    if _UNSAFE_CHARS.search(text):
+        violations.append(
+            Violation(
+                "control_character",
+                "the post contains NUL, control characters or invalid Unicode; write plain text",
+            )
+        )
     return tuple(violations)
 
 
@@ -637,6 +647,7 @@ def repair_post(
     usable = [link for link in links if len(link) <= limit]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch for ch in text if ch not in _BIDI_CONTROLS)
+    text = _UNSAFE_CHARS.sub("", text)
     text = _unwrap_markdown(text, links)
     text = _fix_formatting(text)
     for _ in range(3):

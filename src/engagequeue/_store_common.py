@@ -6,7 +6,6 @@ Pure functions and a small mixin; no database code.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -16,6 +15,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from ._detail import check_detail_value
 from ._errors import TaskConflict, TaskNotFound, ValidationError, VersionConflict
 from ._models import MediaType, Payload, Task, TaskStatus, check_identifier
 from ._state import TRANSITIONS
@@ -579,16 +579,10 @@ def fail_event(task: Task, reason: str) -> tuple[str, dict[str, Any]]:
 
 
 def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate the extra detail of a ``created`` event: a JSON-serialisable mapping."""
+    """Validate the extra detail of a ``created`` event: see ``_detail.check_detail_value``."""
     if detail is None:
         return {}
-    if not isinstance(detail, Mapping):
-        raise ValidationError("detail must be a mapping", field="detail")
-    try:
-        json.dumps(dict(detail))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"detail must be JSON-serialisable: {exc}", field="detail") from exc
-    return dict(detail)
+    return check_detail_value(detail)
 
 
 TASK_COLUMNS: Final = (

@@ -68,7 +68,7 @@ def _parse_string(text: str, field: str) -> datetime:
             f"{field} has no UTC offset: {text!r}; add Z or an offset such as +02:00",
             field=field,
         )
-    return _to_utc(parsed)
+    return _to_utc(parsed, field)
 
 
 def _from_datetime(value: datetime, field: str) -> datetime:
@@ -78,6 +78,7 @@ def _from_datetime(value: datetime, field: str) -> datetime:
             field=field,
         )
     if not isinstance(value, pendulum.DateTime):
+        _to_utc(value, field)  # refuses instants outside the calendar before the round trip
         # A stdlib datetime with a zone rule (zoneinfo) can name a wall time that does not
         # exist, such as 02:30 on a spring-forward day; zoneinfo would silently move it by
         # an hour. Round-trip it to find out. (pendulum resolves such times when the
@@ -90,11 +91,20 @@ def _from_datetime(value: datetime, field: str) -> datetime:
                 "local time or give a UTC instant",
                 field=field,
             )
-    return _to_utc(value)
+    return _to_utc(value, field)
 
 
-def _to_utc(value: datetime) -> datetime:
-    utc = value.astimezone(UTC)
+def _to_utc(value: datetime, field: str) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:59-01:00 in year 10000:
+        # instants that no datetime (and so no store) can hold.
+        raise ValidationError(
+            f"{field} {value.isoformat()} is outside the range of representable instants "
+            "(years 1 to 9999 in UTC)",
+            field=field,
+        ) from None
     return datetime(
         utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
     )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from ._detail import clean_text
 from ._errors import CompositionError, ValidationError
 from ._links import canonicalise as _canonicalise
 from ._links import check_post, links_in, repair_post
@@ -49,6 +50,8 @@ logger = logging.getLogger("engagequeue.compose")
 OnFailure = Literal["repair", "raise"]
 MAX_BRIEF_LENGTH: Final = 8192
 """The longest brief accepted, in characters."""
+_MAX_MODEL_NAME: Final = 200
+_MAX_VIOLATION: Final = 500
 _THINKING: Final = re.compile(r"^\s*<think>.*?(?:</think>|\Z)", re.DOTALL)
 
 
@@ -133,13 +136,14 @@ class ComposedPost:
 
     def audit_detail(self) -> dict[str, Any]:
         """What the ``created`` event of the scheduled task records about this post."""
+        # The model name and violations quote the server's answer: untrusted text.
         return {
             "ai": True,
-            "model": self.model,
+            "model": clean_text(self.model, limit=_MAX_MODEL_NAME),
             "attempts": self.attempts,
             "repaired": self.repaired,
             "links": list(self.links),
-            "violations": list(self.violations),
+            "violations": [clean_text(v, limit=_MAX_VIOLATION) for v in self.violations],
         }
 
 
@@ -302,7 +306,7 @@ class PostComposer:
         for attempt in range(1, self.max_attempts + 1):
             completion = await self._call(messages, attempt)
             usage += _usage(completion)
-            model_name = getattr(completion, "model", None) or self.model
+            model_name = _model_name(completion, self.model)
             answer, problems = _read_answer(completion)
             text = _canonicalise(answer, links) if answer else ""
             found = tuple(str(v) for v in check_post(text, links, limit)) if answer else ()
@@ -336,8 +340,10 @@ class PostComposer:
             )
             if answer:
                 last_text = text
-                messages = [*messages, {"role": "assistant", "content": answer}]
-            messages = [*messages, {"role": "user", "content": feedback_message(violations, links)}]
+                # Echoed back to the server: it must encode as UTF-8 (no lone surrogates).
+                messages = [*messages, {"role": "assistant", "content": clean_text(answer)}]
+            feedback = clean_text(feedback_message(violations, links))
+            messages = [*messages, {"role": "user", "content": feedback}]
         return self._give_up(
             profile, brief, last_text, violations, media_type, model_name, usage, titles
         )
@@ -511,6 +517,16 @@ async def schedule_post(
         post.repaired,
     )
     return task
+
+
+def _model_name(completion: Any, requested: str) -> str:  # noqa: ANN401 - ChatCompletion
+    """The model the server says answered, made safe to log and store; else the requested one."""
+    name = getattr(completion, "model", None)
+    if not isinstance(name, str):
+        return requested
+    name = clean_text(name, limit=_MAX_MODEL_NAME)
+    name = "".join(ch for ch in name if ch.isprintable())
+    return name if name.strip() else requested
 
 
 def _usage(completion: Any) -> TokenUsage:  # noqa: ANN401 - ChatCompletion

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from engagequeue._errors import SessionNotFound, TaskConflict, TaskNotFound, ValidationError
 
@@ -144,6 +145,10 @@ def response_for(exc: BaseException) -> JSONResponse:  # noqa: PLR0911 - one exi
         field, message = http_exc.field, str(http_exc)
         items = [{"field": field, "message": message}]
         return error_response(422, message, field=field, extra={"errors": items})
+    if isinstance(exc, ClientDisconnect):
+        # Routine (a closed tab, a dropped mobile link): nobody reads this answer.
+        logger.debug("the client disconnected before sending its whole request body")
+        return error_response(400, "the client disconnected before sending its whole body")
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail else None
         message = detail or _phrase(exc.status_code)

@@ -7,10 +7,10 @@ microseconds hold). Connections come from a ``psycopg_pool.AsyncConnectionPool``
 operation that loses its connection before its transaction could commit is retried with
 tenacity on a fresh one, so the store carries on after a server restart.
 
-Claims are serialised per schema by a transaction-level advisory lock: ``claim_due``
-takes it exclusively and every other write takes it shared. A claim therefore sees a
-stable set of pending tasks (as with SQLite's ``BEGIN IMMEDIATE``) while writes still
-run in parallel with each other, and the unique partial index on
+Claims run in parallel across workers and hosts: each picks group heads from its
+snapshot, locks them with ``FOR UPDATE SKIP LOCKED`` (so concurrent claimers take
+different tasks instead of waiting for each other), holds its sessions ``FOR SHARE`` (so a
+disconnect cannot slip between the check and the claim), and the unique partial index on
 ``(session_id, group_id) WHERE status = 'processing'`` makes the database itself refuse a
 second task of one group in flight. See docs/postgres.md.
 
@@ -180,7 +180,10 @@ _DURABILITY_FLOOR: Final = {"normal": "local", "full": "on"}
 _WAIT: Final = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
 # Steps the due-order claim walk takes before switching to the per-group walk.
 _CLAIM_WALK: Final = 256
-_CLAIM_LOCK_CLASS: Final = 0x6551_0001  # "eQ" + 1
+_CLAIM_SPREAD: Final = 200
+"""Claimable candidates a claim picks beyond its limit (up to 3x it), so claimers working
+from one snapshot still find tasks that the others did not lock."""
+_CLAIM_TRIES: Final = 20
 _MIGRATE_LOCK_CLASS: Final = 0x6551_0002
 _LISTEN_RETRY_MAX: Final = 2.0
 """The longest pause, in seconds, between two reconnects of the wake-up listener."""
@@ -319,8 +322,6 @@ class PostgresTaskStore(WakeupMixin):
         self._wakeups = []
         self._s = f'"{schema}"'
         key = _int32(schema)
-        self._claim_lock = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK_CLASS}, {key})"
-        self._write_lock = f"SELECT pg_advisory_xact_lock_shared({_CLAIM_LOCK_CLASS}, {key})"
         self._migrate_lock = f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_CLASS}, {key})"
         self._sync_sql = ""  # "SET LOCAL synchronous_commit = ...; " when the server's is weaker
         # Wake-ups across processes and hosts: writes that wake schedulers notify this
@@ -603,11 +604,10 @@ class PostgresTaskStore(WakeupMixin):
         self,
         run: Callable[[Connection], Awaitable[_T]],
         *,
-        exclusive: bool = False,
         on_unknown: Callable[[Connection], Awaitable[_T]] | None = None,
         notify: bool = False,
     ) -> _T:
-        """Run ``run`` in one transaction holding the claim lock (shared, or exclusive).
+        """Run ``run`` in one transaction.
 
         A connection error before ``COMMIT`` was sent means the transaction rolled back:
         it is retried. One during ``COMMIT`` leaves the outcome unknown: the write is
@@ -616,7 +616,7 @@ class PostgresTaskStore(WakeupMixin):
         the transaction also notifies the schema's wake-up channel (delivered at commit).
         """
         pool = self._get_pool()
-        begin = f"BEGIN; {self._sync_sql}{self._claim_lock if exclusive else self._write_lock}"
+        begin = f"BEGIN; {self._sync_sql}".rstrip("; ")
         current = run
         async for attempt in self._retrying():
             with attempt:
@@ -1115,15 +1115,30 @@ class PostgresTaskStore(WakeupMixin):
         """
         returning = ", ".join("t." + c for c in _COLUMNS.split(", "))
         take = f"""
-            WITH claimed AS (
-                UPDATE {s}.tasks AS t
-                SET status = 'processing', worker_id = %(worker)s,
-                    lease_expires_at = %(expires)s, updated_at = %(stamp)s,
-                    version = t.version + 1
+            WITH picked AS (
+                -- Candidates another claimer holds are skipped, not waited for; a row
+                -- changed since the snapshot is checked again at its latest version.
+                SELECT t.id, t.session_id FROM {s}.tasks AS t
                 WHERE t.id = ANY(%(ids)s::text[])
                   -- Written as a sub-select so that the planner looks the rows up by
                   -- primary key instead of scanning a partial index on status.
                   AND t.status = (SELECT 'pending'::text)
+                ORDER BY t.scheduled_at, t.id
+                LIMIT %(limit)s
+                FOR UPDATE OF t SKIP LOCKED
+            ), live AS (
+                -- FOR SHARE: a concurrent disconnect waits for this claim to commit (and
+                -- then releases what it took), or this waits for it and sees it.
+                SELECT x.id FROM {s}.sessions AS x
+                WHERE x.id IN (SELECT p.session_id FROM picked AS p) AND x.connected
+                FOR SHARE
+            ), claimed AS (
+                UPDATE {s}.tasks AS t
+                SET status = 'processing', worker_id = %(worker)s,
+                    lease_expires_at = %(expires)s, updated_at = %(stamp)s,
+                    version = t.version + 1
+                FROM picked AS p
+                WHERE t.id = p.id AND p.session_id IN (SELECT l.id FROM live AS l)
                 RETURNING {returning}
             ), logged AS (
                 INSERT INTO {s}.task_events (task_id, at, kind, detail)
@@ -1135,7 +1150,11 @@ class PostgresTaskStore(WakeupMixin):
         return by_time, by_group, take
 
     async def _pick(self, conn: Connection, at: datetime, limit: int) -> list[str]:
-        """The ids of the first ``limit`` claimable tasks, by (scheduled_at, id)."""
+        """The ids of the first ``limit`` claimable tasks of the snapshot, by (scheduled_at, id).
+
+        Called with ``limit`` above the claim's own, so that concurrent claimers, which
+        see the same heads, lock different ones.
+        """
         by_time, by_group, _ = self._claim_sql
         cap = _CLAIM_WALK + limit
         cursor = await conn.execute(by_time, {"now": at, "limit": limit, "cap": cap})
@@ -1157,8 +1176,10 @@ class PostgresTaskStore(WakeupMixin):
     ) -> list[Task]:
         """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``).
 
-        Claims of one schema are serialised by an advisory lock, so concurrent claimers
-        (threads, processes, hosts) never receive the same task.
+        Concurrent claimers (threads, processes, hosts) lock different tasks
+        (``FOR UPDATE SKIP LOCKED``) and never receive the same one; two claims from
+        different snapshots that pick two tasks of one group meet the unique in-flight
+        index, and the later one is run again.
         """
         at = now_or(now, self._clock)
         limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
@@ -1166,14 +1187,17 @@ class PostgresTaskStore(WakeupMixin):
         detail = {"worker_id": worker_id, "lease_expires_at": isoformat(expires)}
         send_by = sending_bound(sending_due_by)
 
+        want = limit + min(3 * limit, _CLAIM_SPREAD)
+
         async def run(conn: Connection) -> list[_Event]:
-            ids = await self._pick(conn, at, limit)
+            ids = await self._pick(conn, at, want)
             if not ids:
                 return []
             stamp = self._now()
             cursor = await conn.execute(
                 self._claim_sql[2],
                 {
+                    "limit": limit,
                     "ids": ids,
                     "worker": worker_id,
                     "expires": expires,
@@ -1193,7 +1217,14 @@ class PostgresTaskStore(WakeupMixin):
 
         # No on_unknown: a claim whose commit is in doubt is not repeated; if it did
         # commit, its lease expires and recover_expired hands the tasks out again.
-        events = await self._write(run, exclusive=True)
+        for _ in range(_CLAIM_TRIES - 1):
+            try:
+                events = await self._write(run)
+                break
+            except psycopg.errors.UniqueViolation:
+                continue  # another claim took this group meanwhile: look again
+        else:
+            events = await self._write(run)
         self._log(events)
         return [e.task for e in events]
 

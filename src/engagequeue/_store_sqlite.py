@@ -1173,9 +1173,7 @@ class SQLiteTaskStore(WakeupMixin):
         check_optional_text(message_id, "message_id")
         worker = check_optional_text(worker_id, "worker_id")
 
-        task = await self._transact(
-            _Mergeable(self._complete_tasks, (task_id, message_id, worker))
-        )
+        task = await self._transact(_Mergeable(self._complete_tasks, (task_id, message_id, worker)))
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 

@@ -848,8 +848,11 @@ function conflictText(task) {
   }
 }
 
-/** A 409 or 412: read the current state, say what happened, show it. */
-async function handleStale(result) {
+/**
+ * A 409 or 412: read the current state, say what happened, show it. The current status
+ * decides, not the code: with If-Match, a post sent meanwhile answers 412 (its version moved).
+ */
+async function handleStale({ editing }) {
   const id = post.task.id;
   const fresh = await reloadPost(id);
   await refreshViews();
@@ -857,10 +860,12 @@ async function handleStale(result) {
     postMessage("This post is no longer available.");
     return;
   }
-  if (result.status === 409) postMessage(conflictText(fresh.data));
-  else {
+  if (fresh.data.status !== "pending") postMessage(conflictText(fresh.data));
+  else if (editing) {
     postMessage("Someone changed this post meanwhile. The form now shows the current version; check it and save again.");
     startEdit();
+  } else {
+    postMessage("Someone changed this post meanwhile. Check the current version above, and cancel again if you still want to.");
   }
 }
 
@@ -903,7 +908,7 @@ async function saveEdit(values) {
   }
   const result = await api("PUT", taskPath(task.id), { body: changes, headers: ifMatch() });
   if (result.status === 409 || result.status === 412) {
-    await handleStale(result);
+    await handleStale({ editing: true });
     return null;
   }
   if (result.status === 404) {
@@ -927,7 +932,7 @@ async function cancelPost() {
   const result = await guarded(() => api("DELETE", taskPath(task.id), { headers: ifMatch() }));
   if (!result) return;
   if (result.status === 409 || result.status === 412) {
-    await handleStale(result);
+    await handleStale({ editing: false });
     return;
   }
   if (!result.ok) {

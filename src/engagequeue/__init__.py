@@ -16,6 +16,7 @@ from ._errors import (
     EngageQueueError,
     OutcomeUnknownError,
     PermanentTransportError,
+    RecurrenceNotFound,
     SessionDisconnectedError,
     SessionNotFound,
     TaskConflict,
@@ -33,6 +34,14 @@ from ._models import (
     Task,
     TaskEvent,
     TaskStatus,
+)
+from ._recurrence import (
+    Recurrence,
+    RecurrenceStatus,
+    daily_rule,
+    monthly_rule,
+    occurrences,
+    weekly_rule,
 )
 from ._retry import RetryPolicy, is_testing, set_testing
 from ._scheduler import Scheduler
@@ -60,6 +69,9 @@ __all__ = [
     "PostComposer",
     "PostgresTaskStore",
     "ProductLink",
+    "Recurrence",
+    "RecurrenceNotFound",
+    "RecurrenceStatus",
     "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",
@@ -80,8 +92,12 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "current_task",
+    "daily_rule",
     "is_testing",
+    "monthly_rule",
+    "occurrences",
     "set_testing",
+    "weekly_rule",
 ]
 
 __version__ = "0.1.0.dev0"

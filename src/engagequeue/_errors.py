@@ -12,6 +12,7 @@ __all__ = [
     "EngageQueueError",
     "OutcomeUnknownError",
     "PermanentTransportError",
+    "RecurrenceNotFound",
     "SessionDisconnectedError",
     "SessionNotFound",
     "TaskConflict",
@@ -111,3 +112,11 @@ class CompositionError(EngageQueueError):
     def __init__(self, message: str, violations: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.violations = violations
+
+
+class RecurrenceNotFound(EngageQueueError, LookupError):  # noqa: N818 - contract name
+    """No recurrence has this id."""
+
+    def __init__(self, recurrence_id: str) -> None:
+        super().__init__(f"no recurrence with id {recurrence_id!r}")
+        self.recurrence_id = recurrence_id

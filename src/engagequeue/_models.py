@@ -292,6 +292,8 @@ class Task:
         default=None, converter=attrs.converters.optional(_datetime)
     )
     message_id: str | None = None
+    recurrence_id: str | None = None
+    """The recurrence this task is an occurrence of; ``None`` on a one-off post."""
 
     @property
     def media_type(self) -> MediaType:

@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._models import TaskStatus
+    from ._recurrence import RecurrenceStatus
 
 __all__ = [
     "CompositionError",
     "EngageQueueError",
     "OutcomeUnknownError",
     "PermanentTransportError",
+    "RecurrenceConflict",
     "RecurrenceNotFound",
     "SessionDisconnectedError",
     "SessionNotFound",
@@ -120,3 +122,16 @@ class RecurrenceNotFound(EngageQueueError, LookupError):  # noqa: N818 - contrac
     def __init__(self, recurrence_id: str) -> None:
         super().__init__(f"no recurrence with id {recurrence_id!r}")
         self.recurrence_id = recurrence_id
+
+
+class RecurrenceConflict(EngageQueueError):  # noqa: N818 - named like TaskConflict
+    """The recurrence is not in a state that allows the operation (it has ended).
+
+    ``status`` holds its current ``RecurrenceStatus``, ``operation`` what was refused.
+    """
+
+    def __init__(self, recurrence_id: str, status: RecurrenceStatus, operation: str) -> None:
+        super().__init__(f"cannot {operation} recurrence {recurrence_id!r}: it is {status.value}")
+        self.recurrence_id = recurrence_id
+        self.status = status
+        self.operation = operation

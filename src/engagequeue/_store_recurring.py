@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import EngageQueueError, ValidationError
+from ._errors import RecurrenceConflict, ValidationError
 from ._models import Payload, check_identifier
 from ._recurrence import (
     Following,
@@ -29,7 +29,6 @@ from ._times import isoformat, parse_instant
 
 __all__ = [
     "RECURRENCE_EVENT_KINDS",
-    "RecurrenceConflict",
     "RecurrencePlan",
     "RecurrenceState",
     "check_recurrence_status",
@@ -46,19 +45,6 @@ RECURRENCE_EVENT_KINDS: Final = frozenset(
 )
 """Every kind of event a store writes on a recurrence (``scheduled``: an occurrence was
 created as a task, its id in the detail)."""
-
-
-class RecurrenceConflict(EngageQueueError):  # noqa: N818 - named like TaskConflict
-    """The recurrence is not in a state that allows the operation (it has ended).
-
-    ``status`` holds its current ``RecurrenceStatus``.
-    """
-
-    def __init__(self, recurrence_id: str, status: RecurrenceStatus, operation: str) -> None:
-        super().__init__(f"cannot {operation} recurrence {recurrence_id!r}: it is {status.value}")
-        self.recurrence_id = recurrence_id
-        self.status = status
-        self.operation = operation
 
 
 @attrs.frozen

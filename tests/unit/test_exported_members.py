@@ -26,6 +26,7 @@ CONTRACT_NAMES = {
     "PostgresTaskStore",
     "ProductLink",
     "Recurrence",
+    "RecurrenceConflict",
     "RecurrenceNotFound",
     "RecurrenceStatus",
     "SQLiteTaskStore",

@@ -139,6 +139,10 @@ class TaskBody(BaseModel):
     last_error: str | None = Field(alias="lastError")
     created_at: str = Field(alias="createdAt", json_schema_extra={"format": "date-time"})
     updated_at: str = Field(alias="updatedAt", json_schema_extra={"format": "date-time"})
+    recurrence_id: str | None = Field(
+        alias="recurrenceId",
+        description="The recurrence this post is an occurrence of; null on a one-off post.",
+    )
 
 
 class PageBody(BaseModel):

@@ -25,6 +25,7 @@ from ._errors import (
     TransientTransportError,
     TransportError,
     ValidationError,
+    VersionConflict,
 )
 from ._models import (
     GroupProfile,
@@ -93,6 +94,7 @@ __all__ = [
     "TransientTransportError",
     "TransportError",
     "ValidationError",
+    "VersionConflict",
     "current_task",
     "daily_rule",
     "is_testing",

@@ -41,6 +41,13 @@ class TaskStore(Protocol):
     - ``edit`` and ``cancel`` apply to ``pending`` tasks only and are a single conditional
       update, so a racing claim and edit cannot both win; otherwise ``TaskConflict`` with
       the current status. ``complete`` and ``fail`` apply to ``processing`` tasks only.
+    - Every change of a task adds one to its ``version`` (1 when scheduled). ``edit`` and
+      ``cancel`` given ``if_version`` apply only to that version, checked in the same
+      conditional update; otherwise ``VersionConflict`` (a ``TaskConflict``), so two
+      concurrent read-modify-write edits never lose one of the changes.
+    - ``complete``, ``fail`` and ``release`` given ``worker_id`` apply only while that
+      worker holds the task's current claim; any other worker (one whose lease ended and
+      whose task was claimed again) gets ``TaskConflict`` and nothing changes.
     - Unknown task ids raise ``TaskNotFound``; unknown sessions ``SessionNotFound``.
     - ``attempts`` counts finished send attempts: ``complete``, ``fail`` and an ended lease
       add one; a claim or a release (disconnect, stop) does not.
@@ -107,11 +114,16 @@ class TaskStore(Protocol):
         *,
         payload: Payload | None = None,
         scheduled_at: datetime | str | None = None,
+        if_version: int | None = None,
     ) -> Task:
-        """Change a pending task's payload and/or time (at least one)."""
+        """Change a pending task's payload and/or time (at least one).
 
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel a pending task."""
+        With ``if_version``, only while the task is at that version, else
+        ``VersionConflict``.
+        """
+
+    async def cancel(self, task_id: str, *, if_version: int | None = None) -> Task:
+        """Cancel a pending task (with ``if_version``: only at that version)."""
 
     async def claim_due(
         self,
@@ -129,8 +141,14 @@ class TaskStore(Protocol):
         (as ``mark_sending`` would, in the same transaction).
         """
 
-    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
-        """Mark a processing task completed."""
+    async def complete(
+        self, task_id: str, *, message_id: str | None = None, worker_id: str | None = None
+    ) -> Task:
+        """Mark a processing task completed.
+
+        With ``worker_id``, ``TaskConflict`` (and no change) unless that worker holds the
+        current claim.
+        """
 
     async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
         """Record (event ``sending``) that a processing task's send starts; no status change.
@@ -141,12 +159,24 @@ class TaskStore(Protocol):
         """
 
     async def fail(
-        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+        self,
+        task_id: str,
+        error: str,
+        *,
+        retry_at: datetime | str | None = None,
+        worker_id: str | None = None,
     ) -> Task:
-        """Record a failed attempt: pending at ``retry_at`` while attempts remain, else failed."""
+        """Record a failed attempt: pending at ``retry_at`` while attempts remain, else failed.
 
-    async def release(self, task_id: str, reason: str) -> Task:
-        """Return a processing task to pending without counting an attempt."""
+        With ``worker_id``, ``TaskConflict`` (and no change) unless that worker holds the
+        current claim.
+        """
+
+    async def release(self, task_id: str, reason: str, *, worker_id: str | None = None) -> Task:
+        """Return a processing task to pending without counting an attempt.
+
+        With ``worker_id``, only while that worker holds the current claim.
+        """
 
     async def recover_expired(self, *, now: datetime | str | None = None) -> int:
         """Return processing tasks whose lease ended to pending (or failed); return how many."""

@@ -120,6 +120,7 @@ def _unstructure_task(task: Task) -> dict[str, Any]:
         "lastError": task.last_error,
         "createdAt": isoformat(task.created_at),
         "updatedAt": isoformat(task.updated_at),
+        "version": task.version,
         "recurrenceId": task.recurrence_id,
     }
 
@@ -172,6 +173,7 @@ def _structure_task(data: Mapping[str, Any], _: type[Task]) -> Task:
             last_error=_optional_str(data.get("lastError"), "lastError"),
             created_at=parse_instant(_require(data, "createdAt"), "createdAt"),
             updated_at=parse_instant(_require(data, "updatedAt"), "updatedAt"),
+            version=_int(data.get("version", 1), "version"),
             recurrence_id=_optional_str(data.get("recurrenceId"), "recurrenceId"),
         ),
     )

@@ -22,6 +22,7 @@ __all__ = [
     "TransientTransportError",
     "TransportError",
     "ValidationError",
+    "VersionConflict",
 ]
 
 
@@ -79,6 +80,28 @@ class TaskConflict(EngageQueueError):  # noqa: N818 - contract name
         self.task_id = task_id
         self.status = status
         self.operation = operation
+
+
+class VersionConflict(TaskConflict):
+    """The task changed since the version the caller read (an ``if_version`` mismatch).
+
+    A ``TaskConflict`` (``status`` is the task's current status) that also carries the
+    ``version`` the caller expected and the task's current ``current_version``, so an
+    adapter can tell "someone else changed it" (HTTP 412) from "it is not pending" (409).
+    """
+
+    def __init__(
+        self, task_id: str, status: TaskStatus, operation: str, expected: int, current: int
+    ) -> None:
+        super().__init__(
+            task_id,
+            status,
+            operation,
+            "pending",
+            reason=f"it is at version {current}, not the expected version {expected}",
+        )
+        self.version = expected
+        self.current_version = current
 
 
 class OutcomeUnknownError(EngageQueueError):

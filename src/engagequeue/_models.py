@@ -292,6 +292,9 @@ class Task:
         default=None, converter=attrs.converters.optional(_datetime)
     )
     message_id: str | None = None
+    version: int = 1
+    """Starts at 1 and grows by one with every change of the task (an edit, a claim, a
+    completion...), so ``edit`` and ``cancel`` can apply to the version a caller read."""
     recurrence_id: str | None = None
     """The recurrence this task is an occurrence of; ``None`` on a one-off post."""
 

@@ -725,14 +725,16 @@ class Scheduler:
         task = flight.task
         try:
             if operation == "complete":
-                await self.store.complete(task.id, message_id=value)
+                await self.store.complete(task.id, message_id=value, worker_id=self.worker_id)
                 flight.settled = True
                 return True
             if operation == "fail":
-                done = await self.store.fail(task.id, value or "failed", retry_at=retry_at)
+                done = await self.store.fail(
+                    task.id, value or "failed", retry_at=retry_at, worker_id=self.worker_id
+                )
                 flight.settled = True
                 return done.status is not TaskStatus.PENDING
-            await self.store.release(task.id, value or "released")
+            await self.store.release(task.id, value or "released", worker_id=self.worker_id)
             flight.settled = True
         except (TaskConflict, TaskNotFound) as exc:
             flight.settled = True

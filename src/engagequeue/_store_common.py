@@ -16,8 +16,9 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._errors import TaskConflict, ValidationError
+from ._errors import TaskConflict, TaskNotFound, ValidationError, VersionConflict
 from ._models import MediaType, Payload, Task, TaskStatus, check_identifier
+from ._state import TRANSITIONS
 from ._times import isoformat, parse_instant, utcnow
 
 __all__ = [
@@ -128,6 +129,66 @@ def check_optional_text(value: object, field: str) -> str | None:
             f"{field} is not valid Unicode text (lone surrogate)", field=field
         ) from None
     return value
+
+
+def check_version(value: object, field: str = "if_version") -> int | None:
+    """Validate an expected task version: ``None`` or an integer >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(
+            f"{field} must be an integer >= 1 or None, got {value!r}", field=field
+        )
+    return value
+
+
+def conditional_where(source: str, mark: str, *, worker_id: bool, version: bool) -> str:
+    """The WHERE clause of a conditional update of one task in ``source`` status.
+
+    Optionally also: still claimed by the given worker, at the expected version.
+    ``mark`` is the engine's parameter marker; parameters follow in the order task id,
+    worker id, version.
+    """
+    where = f"id = {mark} AND status = '{source}'"
+    if worker_id:
+        where += f" AND worker_id = {mark}"
+    if version:
+        where += f" AND version = {mark}"
+    return where
+
+
+def refusal(
+    task_id: str,
+    operation: str,
+    found: Sequence[Any] | None,
+    *,
+    worker_id: str | None = None,
+    version: int | None = None,
+) -> Exception:
+    """Why a conditional update matched no row: the error to raise.
+
+    ``found`` is the task's ``(status, worker_id, version)`` read after the update, or
+    ``None`` when the task does not exist. A version mismatch comes first (the caller's
+    view is stale, whatever the status), then the status, then the claim holder.
+    """
+    if found is None:
+        return TaskNotFound(task_id)
+    status, holder, current = STATUSES[found[0]], found[1], found[2]
+    source = TRANSITIONS[operation].source
+    if version is not None and current != version:
+        return VersionConflict(task_id, status, operation, version, current)
+    if status is not source or worker_id is None or holder == worker_id:
+        return TaskConflict(task_id, status, operation, source.value)
+    return TaskConflict(
+        task_id,
+        status,
+        operation,
+        source.value,
+        reason=(
+            f"it is claimed by worker {holder!r}, not {worker_id!r} "
+            f"(the lease of {worker_id!r} ended and the task was claimed again)"
+        ),
+    )
 
 
 def now_or(value: datetime | str | None, clock: Clock) -> datetime:
@@ -510,7 +571,7 @@ def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
 TASK_COLUMNS: Final = (
     "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
     "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
-    "worker_id, lease_expires_at, message_id"
+    "worker_id, lease_expires_at, message_id, version"
 )
 """The task columns every store selects, in the order ``task_reader`` reads them."""
 
@@ -551,6 +612,7 @@ def task_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]],
             worker_id=row[15],
             lease_expires_at=None if lease is None else instant(lease),
             message_id=row[17],
+            version=row[18],
         )
         return task
 

@@ -40,7 +40,6 @@ from ._errors import (
     EngageQueueError,
     OutcomeUnknownError,
     SessionNotFound,
-    TaskConflict,
     TaskNotFound,
     ValidationError,
 )
@@ -58,6 +57,8 @@ from ._store_common import (
     check_keep,
     check_on_expired,
     check_optional_text,
+    check_version,
+    conditional_where,
     default_clock,
     fail_event,
     log_event,
@@ -68,6 +69,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    refusal,
     sending_bound,
     sending_detail,
     task_reader,
@@ -97,7 +99,7 @@ _T = TypeVar("_T")
 
 logger: Final = logging.getLogger("engagequeue.postgres")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Each entry migrates from version N to N + 1 (index 0: from an empty schema to version 1).
 # ``{s}`` is the quoted schema name.
@@ -154,6 +156,12 @@ _MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
             detail   text NOT NULL DEFAULT '{{}}'
         );
         CREATE INDEX task_events_task ON {s}.task_events (task_id, seq);
+        """,
+    ),
+    (
+        "task versions: every change bumps it, edits and cancels can require one",
+        """
+        ALTER TABLE {s}.tasks ADD COLUMN version integer NOT NULL DEFAULT 1;
         """,
     ),
 )
@@ -563,25 +571,36 @@ class PostgresTaskStore(WakeupMixin):
         task_id: str,
         assignments: str,
         params: Sequence[Any],
+        *,
+        worker_id: str | None = None,
+        version: int | None = None,
     ) -> Task:
         """Apply ``assignments`` to a task in the operation's source status, in one statement.
 
-        Raises ``TaskNotFound`` or ``TaskConflict`` (with the current status) otherwise.
+        With ``worker_id``, only while that worker holds the claim; with ``version``, only
+        at that version. The task's version grows by one. Raises ``TaskNotFound``,
+        ``VersionConflict`` or ``TaskConflict`` (with the current status) otherwise.
         """
-        source = TRANSITIONS[operation].source.value
+        where = conditional_where(
+            TRANSITIONS[operation].source.value,
+            "%s",
+            worker_id=worker_id is not None,
+            version=version is not None,
+        )
+        checks = [v for v in (worker_id, version) if v is not None]
         cursor = await conn.execute(
-            f"UPDATE {self._s}.tasks SET {assignments} WHERE id = %s AND status = '{source}' "
+            f"UPDATE {self._s}.tasks SET {assignments}, version = version + 1 WHERE {where} "
             f"RETURNING {_COLUMNS}",
-            (*params, task_id),
+            (*params, task_id, *checks),
         )
         row = await cursor.fetchone()
         if row is not None:
             return _row_to_task(row)
-        cursor = await conn.execute(f"SELECT status FROM {self._s}.tasks WHERE id = %s", (task_id,))
-        current = await cursor.fetchone()
-        if current is None:
-            raise TaskNotFound(task_id)
-        raise TaskConflict(task_id, _STATUS[current[0]], operation, source)
+        cursor = await conn.execute(
+            f"SELECT status, worker_id, version FROM {self._s}.tasks WHERE id = %s", (task_id,)
+        )
+        found = await cursor.fetchone()
+        raise refusal(task_id, operation, found, worker_id=worker_id, version=version)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -634,7 +653,7 @@ class PostgresTaskStore(WakeupMixin):
                 raise SessionNotFound(session_id)
             cursor = await conn.execute(
                 f"UPDATE {self._s}.tasks SET status = 'pending', worker_id = NULL, "
-                "lease_expires_at = NULL, updated_at = %s "
+                "lease_expires_at = NULL, updated_at = %s, version = version + 1 "
                 "WHERE session_id = %s AND status = 'processing' "
                 f"AND NOT (id = ANY(%s::text[])) RETURNING {_COLUMNS}",
                 (now, session_id, kept),
@@ -832,9 +851,15 @@ class PostgresTaskStore(WakeupMixin):
         *,
         payload: Payload | None = None,
         scheduled_at: datetime | str | None = None,
+        if_version: int | None = None,
     ) -> Task:
-        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
+        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending.
+
+        With ``if_version``, only while the task is at that version (else
+        ``VersionConflict``), checked in the same statement.
+        """
         plan = prepare_edit(task_id, payload, scheduled_at)
+        expected = check_version(if_version)
         assignments = ", ".join(["updated_at = %s", *(f"{c} = %s" for c, _ in plan.columns)])
         params: list[Any] = [v for _, v in plan.columns]
         if plan.scheduled_at is not None:
@@ -850,7 +875,9 @@ class PostgresTaskStore(WakeupMixin):
                 f"SELECT scheduled_at FROM {self._s}.tasks WHERE id = %s FOR UPDATE", (task_id,)
             )
             before = await cursor.fetchone()
-            task = await self._conditional(conn, "edit", task_id, assignments, [now, *params])
+            task = await self._conditional(
+                conn, "edit", task_id, assignments, [now, *params], version=expected
+            )
             if new_time is not None and before is not None:
                 detail["previous_scheduled_at"] = isoformat(_utc(before[0]))
             event = _Event(task, "edited", detail)
@@ -862,14 +889,24 @@ class PostgresTaskStore(WakeupMixin):
         self._wake()
         return event.task
 
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel a pending task; ``TaskConflict`` if it is not pending."""
+    async def cancel(self, task_id: str, *, if_version: int | None = None) -> Task:
+        """Cancel a pending task; ``TaskConflict`` if it is not pending.
+
+        With ``if_version``, only while the task is at that version (else
+        ``VersionConflict``).
+        """
         check_identifier(task_id, "task_id")
+        expected = check_version(if_version)
 
         async def run(conn: Connection) -> Task:
             now = self._now()
             task = await self._conditional(
-                conn, "cancel", task_id, "status = 'cancelled', updated_at = %s", [now]
+                conn,
+                "cancel",
+                task_id,
+                "status = 'cancelled', updated_at = %s",
+                [now],
+                version=expected,
             )
             await self._insert_events(conn, now, [_Event(task, "cancelled", {})])
             return task
@@ -948,7 +985,8 @@ class PostgresTaskStore(WakeupMixin):
             WITH claimed AS (
                 UPDATE {s}.tasks AS t
                 SET status = 'processing', worker_id = %(worker)s,
-                    lease_expires_at = %(expires)s, updated_at = %(stamp)s
+                    lease_expires_at = %(expires)s, updated_at = %(stamp)s,
+                    version = t.version + 1
                 WHERE t.id = ANY(%(ids)s::text[])
                   -- Written as a sub-select so that the planner looks the rows up by
                   -- primary key instead of scanning a partial index on status.
@@ -1026,10 +1064,16 @@ class PostgresTaskStore(WakeupMixin):
         self._log(events)
         return [e.task for e in events]
 
-    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
-        """Mark a processing task completed (one more attempt)."""
+    async def complete(
+        self, task_id: str, *, message_id: str | None = None, worker_id: str | None = None
+    ) -> Task:
+        """Mark a processing task completed (one more attempt).
+
+        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        """
         check_identifier(task_id, "task_id")
         check_optional_text(message_id, "message_id")
+        worker = check_optional_text(worker_id, "worker_id")
 
         async def run(conn: Connection) -> Task:
             now = self._now()
@@ -1040,6 +1084,7 @@ class PostgresTaskStore(WakeupMixin):
                 "status = 'completed', attempts = attempts + 1, message_id = %s, "
                 "lease_expires_at = NULL, updated_at = %s",
                 [message_id, now],
+                worker_id=worker,
             )
             await self._insert_events(
                 conn, now, [_Event(task, "completed", message_detail(message_id))]
@@ -1071,15 +1116,22 @@ class PostgresTaskStore(WakeupMixin):
         await self._write(run)
 
     async def fail(
-        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+        self,
+        task_id: str,
+        error: str,
+        *,
+        retry_at: datetime | str | None = None,
+        worker_id: str | None = None,
     ) -> Task:
         """Record a failed attempt of a processing task.
 
         With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
-        (event ``retried``); otherwise it is failed (event ``failed``).
+        (event ``retried``); otherwise it is failed (event ``failed``). With ``worker_id``,
+        only while that worker holds the claim (else ``TaskConflict``).
         """
         check_identifier(task_id, "task_id")
         reason = check_error(error)
+        worker = check_optional_text(worker_id, "worker_id")
         retry = None if retry_at is None else parse_instant(retry_at, "retry_at")
 
         async def run(conn: Connection) -> _Event:
@@ -1094,6 +1146,7 @@ class PostgresTaskStore(WakeupMixin):
                 "attempts = attempts + 1, last_error = %s, worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = %s",
                 [retry, retry, retry, reason, now],
+                worker_id=worker,
             )
             event = _Event(task, *fail_event(task, reason))
             await self._insert_events(conn, now, [event])
@@ -1103,10 +1156,14 @@ class PostgresTaskStore(WakeupMixin):
         self._log([event])
         return event.task
 
-    async def release(self, task_id: str, reason: str) -> Task:
-        """Return a processing task to pending without counting an attempt (event ``released``)."""
+    async def release(self, task_id: str, reason: str, *, worker_id: str | None = None) -> Task:
+        """Return a processing task to pending without counting an attempt (event ``released``).
+
+        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        """
         check_identifier(task_id, "task_id")
         why = check_error(reason)
+        worker = check_optional_text(worker_id, "worker_id")
 
         async def run(conn: Connection) -> _Event:
             now = self._now()
@@ -1116,6 +1173,7 @@ class PostgresTaskStore(WakeupMixin):
                 task_id,
                 "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = %s",
                 [now],
+                worker_id=worker,
             )
             event = _Event(task, "released", {"reason": why})
             await self._insert_events(conn, now, [event])
@@ -1142,7 +1200,8 @@ class PostgresTaskStore(WakeupMixin):
                 "THEN 'failed' ELSE 'pending' END, "
                 "attempts = attempts + 1, "
                 "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = %s "
+                "worker_id = NULL, lease_expires_at = NULL, updated_at = %s, "
+                "version = version + 1 "
                 f"WHERE status = 'processing' AND lease_expires_at <= %s RETURNING {_COLUMNS}",
                 (give_up, stamp, at),
             )

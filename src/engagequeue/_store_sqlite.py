@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: writers rely on SQLite's busy handler alone
     fcntl = None  # type: ignore[assignment]
 
-from ._errors import EngageQueueError, SessionNotFound, TaskConflict, TaskNotFound, ValidationError
+from ._errors import EngageQueueError, SessionNotFound, TaskNotFound, ValidationError
 from ._models import Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
 from ._state import TRANSITIONS
 from ._store_common import (
@@ -44,6 +44,8 @@ from ._store_common import (
     check_keep,
     check_on_expired,
     check_optional_text,
+    check_version,
+    conditional_where,
     default_clock,
     fail_event,
     log_event,
@@ -54,6 +56,7 @@ from ._store_common import (
     prepare_history,
     prepare_many,
     prepare_task,
+    refusal,
     sending_bound,
     sending_detail,
     task_reader,
@@ -67,7 +70,7 @@ __all__ = ["SQLiteTaskStore"]
 _T = TypeVar("_T")
 _I = TypeVar("_I")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 MIN_SQLITE: Final = (3, 35, 0)
 """The oldest SQLite the store's SQL runs on (``RETURNING``, ``UPDATE ... FROM``)."""
@@ -136,6 +139,11 @@ _MIGRATIONS: Final[Sequence[str]] = (
     -- History filtered by status: finished tasks, written once when a task ends.
     CREATE INDEX eq_tasks_group_done ON eq_tasks (session_id, group_id, scheduled_at, id, status)
         WHERE status IN ('completed', 'failed', 'cancelled');
+    """,
+    # Version 3: every change of a task bumps its version, so an edit or a cancel can
+    # apply to the version its caller read (tasks of older files start at 1).
+    """
+    ALTER TABLE eq_tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     """,
 )
 
@@ -772,23 +780,34 @@ class SQLiteTaskStore(WakeupMixin):
         task_id: str,
         assignments: str,
         params: Sequence[Any],
+        *,
+        worker_id: str | None = None,
+        version: int | None = None,
     ) -> Task:
         """Apply ``assignments`` to a task in the operation's source status, in one statement.
 
-        Raises ``TaskNotFound`` or ``TaskConflict`` (with the current status) otherwise.
+        With ``worker_id``, only while that worker holds the claim; with ``version``, only
+        at that version. The task's version grows by one. Raises ``TaskNotFound``,
+        ``VersionConflict`` or ``TaskConflict`` (with the current status) otherwise.
         """
-        source = TRANSITIONS[operation].source.value
+        where = conditional_where(
+            TRANSITIONS[operation].source.value,
+            "?",
+            worker_id=worker_id is not None,
+            version=version is not None,
+        )
+        checks = [v for v in (worker_id, version) if v is not None]
         row = conn.execute(
-            f"UPDATE eq_tasks SET {assignments} WHERE id = ? AND status = '{source}' "
+            f"UPDATE eq_tasks SET {assignments}, version = version + 1 WHERE {where} "
             f"RETURNING {_COLUMNS}",
-            (*params, task_id),
+            (*params, task_id, *checks),
         ).fetchone()
         if row is not None:
             return _row_to_task(row)
-        current = conn.execute("SELECT status FROM eq_tasks WHERE id = ?", (task_id,)).fetchone()
-        if current is None:
-            raise TaskNotFound(task_id)
-        raise TaskConflict(task_id, _STATUS[current[0]], operation, source)
+        found = conn.execute(
+            "SELECT status, worker_id, version FROM eq_tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        raise refusal(task_id, operation, found, worker_id=worker_id, version=version)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -844,7 +863,7 @@ class SQLiteTaskStore(WakeupMixin):
                 # INDEXED BY: the in-flight index holds this session's processing tasks
                 # alone; the history index would walk all its tasks.
                 "UPDATE eq_tasks INDEXED BY eq_tasks_one_in_flight SET status = 'pending', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = ? "
+                "worker_id = NULL, lease_expires_at = NULL, updated_at = ?, version = version + 1 "
                 f"WHERE session_id = ? AND status = 'processing'{spared} RETURNING {_COLUMNS}",
                 (now, session_id, *kept),
             ).fetchall()
@@ -994,9 +1013,15 @@ class SQLiteTaskStore(WakeupMixin):
         *,
         payload: Payload | None = None,
         scheduled_at: datetime | str | None = None,
+        if_version: int | None = None,
     ) -> Task:
-        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending."""
+        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending.
+
+        With ``if_version``, only while the task is at that version (else
+        ``VersionConflict``), checked in the same statement.
+        """
         plan = prepare_edit(task_id, payload, scheduled_at)
+        expected = check_version(if_version)
         assignments = ", ".join(["updated_at = ?", *(f"{c} = ?" for c, _ in plan.columns)])
         params: list[Any] = [v for _, v in plan.columns]
         if plan.scheduled_at is not None:
@@ -1009,7 +1034,9 @@ class SQLiteTaskStore(WakeupMixin):
             before = conn.execute(
                 "SELECT scheduled_at FROM eq_tasks WHERE id = ?", (task_id,)
             ).fetchone()
-            task = self._conditional(conn, "edit", task_id, assignments, [now, *params])
+            task = self._conditional(
+                conn, "edit", task_id, assignments, [now, *params], version=expected
+            )
             if new_time is not None and before is not None:
                 detail["previous_scheduled_at"] = isoformat(from_micros(before[0]))
             self._insert_events(conn, now, [_Event(task, "edited", detail)])
@@ -1020,14 +1047,24 @@ class SQLiteTaskStore(WakeupMixin):
         self._wake()
         return task
 
-    async def cancel(self, task_id: str) -> Task:
-        """Cancel a pending task; ``TaskConflict`` if it is not pending."""
+    async def cancel(self, task_id: str, *, if_version: int | None = None) -> Task:
+        """Cancel a pending task; ``TaskConflict`` if it is not pending.
+
+        With ``if_version``, only while the task is at that version (else
+        ``VersionConflict``).
+        """
         check_identifier(task_id, "task_id")
+        expected = check_version(if_version)
 
         def run(conn: sqlite3.Connection) -> Task:
             now = self._now()
             task = self._conditional(
-                conn, "cancel", task_id, "status = 'cancelled', updated_at = ?", [now]
+                conn,
+                "cancel",
+                task_id,
+                "status = 'cancelled', updated_at = ?",
+                [now],
+                version=expected,
             )
             self._insert_events(conn, now, [_Event(task, "cancelled", {})])
             return task
@@ -1061,8 +1098,8 @@ class SQLiteTaskStore(WakeupMixin):
             marks = ", ".join("?" * len(ids))
             rows = conn.execute(
                 "UPDATE eq_tasks SET status = 'processing', worker_id = ?, "
-                f"lease_expires_at = ?, updated_at = ? WHERE id IN ({marks}) "
-                f"RETURNING {_COLUMNS}",
+                "lease_expires_at = ?, updated_at = ?, version = version + 1 "
+                f"WHERE id IN ({marks}) RETURNING {_COLUMNS}",
                 (worker_id, expires, stamp, *ids),
             ).fetchall()
             tasks = sorted(map(_row_to_task, rows), key=lambda t: (t.scheduled_at, t.id))
@@ -1082,22 +1119,30 @@ class SQLiteTaskStore(WakeupMixin):
         self._log(events)
         return [e.task for e in events]
 
-    async def complete(self, task_id: str, *, message_id: str | None = None) -> Task:
-        """Mark a processing task completed (one more attempt)."""
+    async def complete(
+        self, task_id: str, *, message_id: str | None = None, worker_id: str | None = None
+    ) -> Task:
+        """Mark a processing task completed (one more attempt).
+
+        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        """
         check_identifier(task_id, "task_id")
         check_optional_text(message_id, "message_id")
+        worker = check_optional_text(worker_id, "worker_id")
 
-        task = await self._transact(_Mergeable(self._complete_tasks, (task_id, message_id)))
+        task = await self._transact(
+            _Mergeable(self._complete_tasks, (task_id, message_id, worker))
+        )
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
 
     def _complete_tasks(
-        self, conn: sqlite3.Connection, items: Sequence[tuple[str, str | None]]
+        self, conn: sqlite3.Connection, items: Sequence[tuple[str, str | None, str | None]]
     ) -> list[Task]:
-        """Complete processing tasks ``(task_id, message_id)``; all of them or raise."""
+        """Complete processing tasks ``(task_id, message_id, worker_id)``; all or raise."""
         now = self._now()
         if len(items) == 1:
-            task_id, message_id = items[0]
+            task_id, message_id, worker = items[0]
             tasks = [
                 self._conditional(
                     conn,
@@ -1106,30 +1151,33 @@ class SQLiteTaskStore(WakeupMixin):
                     "status = 'completed', attempts = attempts + 1, message_id = ?, "
                     "lease_expires_at = NULL, updated_at = ?",
                     [message_id, now],
+                    worker_id=worker,
                 )
             ]
         else:
             # One statement for the batch. A task that is not processing (or named twice)
             # is missing from RETURNING: the batch then reruns call by call, where that
             # call alone gets its TaskConflict or TaskNotFound.
-            values = ", ".join(["(?, ?)"] * len(items))
+            values = ", ".join(["(?, ?, ?)"] * len(items))
             rows = conn.execute(
                 "UPDATE eq_tasks SET status = 'completed', attempts = attempts + 1, "
-                "message_id = v.column2, lease_expires_at = NULL, updated_at = ? "
-                f"FROM (VALUES {values}) AS v WHERE eq_tasks.id = v.column1 "
-                f"AND eq_tasks.status = 'processing' RETURNING {_COLUMNS}",
+                "message_id = v.column2, lease_expires_at = NULL, updated_at = ?, "
+                f"version = version + 1 FROM (VALUES {values}) AS v "
+                "WHERE eq_tasks.id = v.column1 AND eq_tasks.status = 'processing' "
+                "AND (v.column3 IS NULL OR eq_tasks.worker_id = v.column3) "
+                f"RETURNING {_COLUMNS}",
                 (now, *(value for item in items for value in item)),
             ).fetchall()
             if len(rows) != len(items):
                 raise _BatchRerun
             by_id = {row[0]: row for row in rows}
-            tasks = [_row_to_task(by_id[task_id]) for task_id, _ in items]
+            tasks = [_row_to_task(by_id[item[0]]) for item in items]
         self._insert_events(
             conn,
             now,
             [
                 _Event(task, "completed", message_detail(message_id))
-                for task, (_, message_id) in zip(tasks, items, strict=True)
+                for task, (_, message_id, _) in zip(tasks, items, strict=True)
             ],
         )
         return tasks
@@ -1164,15 +1212,22 @@ class SQLiteTaskStore(WakeupMixin):
         await self._transact(run)
 
     async def fail(
-        self, task_id: str, error: str, *, retry_at: datetime | str | None = None
+        self,
+        task_id: str,
+        error: str,
+        *,
+        retry_at: datetime | str | None = None,
+        worker_id: str | None = None,
     ) -> Task:
         """Record a failed attempt of a processing task.
 
         With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
-        (event ``retried``); otherwise it is failed (event ``failed``).
+        (event ``retried``); otherwise it is failed (event ``failed``). With ``worker_id``,
+        only while that worker holds the claim (else ``TaskConflict``).
         """
         check_identifier(task_id, "task_id")
         reason = check_error(error)
+        worker = check_optional_text(worker_id, "worker_id")
         retry = None if retry_at is None else to_micros(parse_instant(retry_at, "retry_at"))
 
         def run(conn: sqlite3.Connection) -> _Event:
@@ -1187,6 +1242,7 @@ class SQLiteTaskStore(WakeupMixin):
                 "attempts = attempts + 1, last_error = ?, worker_id = NULL, "
                 "lease_expires_at = NULL, updated_at = ?",
                 [retry, retry, retry, reason, now],
+                worker_id=worker,
             )
             event = _Event(task, *fail_event(task, reason))
             self._insert_events(conn, now, [event])
@@ -1196,10 +1252,14 @@ class SQLiteTaskStore(WakeupMixin):
         self._log([event])
         return event.task
 
-    async def release(self, task_id: str, reason: str) -> Task:
-        """Return a processing task to pending without counting an attempt (event ``released``)."""
+    async def release(self, task_id: str, reason: str, *, worker_id: str | None = None) -> Task:
+        """Return a processing task to pending without counting an attempt (event ``released``).
+
+        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        """
         check_identifier(task_id, "task_id")
         why = check_error(reason)
+        worker = check_optional_text(worker_id, "worker_id")
 
         def run(conn: sqlite3.Connection) -> _Event:
             now = self._now()
@@ -1209,6 +1269,7 @@ class SQLiteTaskStore(WakeupMixin):
                 task_id,
                 "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = ?",
                 [now],
+                worker_id=worker,
             )
             event = _Event(task, "released", {"reason": why})
             self._insert_events(conn, now, [event])
@@ -1235,7 +1296,7 @@ class SQLiteTaskStore(WakeupMixin):
                 "THEN 'failed' ELSE 'pending' END, "
                 "attempts = attempts + 1, "
                 "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = ? "
+                "worker_id = NULL, lease_expires_at = NULL, updated_at = ?, version = version + 1 "
                 f"WHERE status = 'processing' AND lease_expires_at <= ? RETURNING {_COLUMNS}",
                 (give_up, stamp, at),
             ).fetchall()

@@ -26,11 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import psycopg
 import pytest
 
 import engagequeue
-from conftest import POSTGRES_DSN
+from conftest import POSTGRES_DSN, populate_every_status
 from engagequeue import (
     EngageQueueError,
     OutcomeUnknownError,
@@ -44,6 +45,7 @@ from engagequeue import (
     ValidationError,
     _store_common,
 )
+from engagequeue._store_postgres import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -189,11 +191,11 @@ async def test_a_new_schema_records_its_migrations_and_reopening_applies_none(
         await store.add_session("s")
         task = await store.schedule("s", "g", Payload.text("kept"), T0)
     versions = await sql(f'SELECT version, description FROM "{schemas[0]}".schema_version')
-    assert [v[0] for v in versions] == [1]
-    assert versions[0][1]
+    assert [v[0] for v in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert all(v[1] for v in versions)
     async with PostgresTaskStore(POSTGRES_DSN, schema=schemas[0]) as again:
         assert (await again.get(task.id)).payload.content == "kept"
-    assert len(await sql(f'SELECT * FROM "{schemas[0]}".schema_version')) == 1
+    assert len(await sql(f'SELECT * FROM "{schemas[0]}".schema_version')) == SCHEMA_VERSION
 
 
 async def test_concurrent_opens_of_a_new_schema_create_it_once(schemas: list[str]) -> None:
@@ -201,8 +203,8 @@ async def test_concurrent_opens_of_a_new_schema_create_it_once(schemas: list[str
     stores = [PostgresTaskStore(POSTGRES_DSN, schema=schemas[0]) for _ in range(5)]
     await asyncio.gather(*(s.open() for s in stores))
     try:
-        rows = await sql(f'SELECT version FROM "{schemas[0]}".schema_version')
-        assert [r[0] for r in rows] == [1]
+        rows = await sql(f'SELECT version FROM "{schemas[0]}".schema_version ORDER BY version')
+        assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
         await stores[0].add_session("s")
         await stores[4].schedule("s", "g", Payload.text("works"), T0)
     finally:
@@ -221,7 +223,7 @@ async def test_a_schema_from_a_newer_engagequeue_is_refused_untouched(schemas: l
     with pytest.raises(EngageQueueError, match=r"version 99.*upgrade engagequeue"):
         await store.open()
     rows = await sql(f'SELECT version FROM "{schemas[0]}".schema_version ORDER BY version')
-    assert [r[0] for r in rows] == [1, 99]
+    assert [r[0] for r in rows] == [*range(1, SCHEMA_VERSION + 1), 99]
 
 
 async def test_drop_schema_removes_everything_and_open_starts_afresh(schemas: list[str]) -> None:
@@ -885,3 +887,26 @@ def test_the_page_names_the_lock_key_the_store_uses() -> None:
     from engagequeue import _store_postgres
 
     assert f"pg_advisory_xact_lock_shared({_store_postgres._CLAIM_LOCK_CLASS}, " in DOC.read_text()
+
+
+async def test_a_schema_of_the_previous_release_opens_with_every_post_and_event_kept(
+    schemas: list[str],
+) -> None:
+    """Version 2 added task versions: a version-1 schema with posts in every status upgrades."""
+    schemas.append(new_schema())
+    s = f'"{schemas[0]}"'
+    async with PostgresTaskStore(POSTGRES_DSN, schema=schemas[0]) as store:
+        before = await populate_every_status(store)
+    await sql(f"ALTER TABLE {s}.tasks DROP COLUMN version")
+    await sql(f"DELETE FROM {s}.schema_version WHERE version > 1")
+    async with PostgresTaskStore(POSTGRES_DSN, schema=schemas[0]) as store:
+        after = {i: await store.get(i) for i in before["tasks"]}
+        assert after == {i: attrs.evolve(t, version=1) for i, t in before["tasks"].items()}
+        for task_id, events in before["events"].items():
+            assert [(e.id, e.kind, e.at, dict(e.detail)) for e in await store.events(task_id)] == [
+                (e.id, e.kind, e.at, dict(e.detail)) for e in events
+            ]
+        pending = next(t for t in after.values() if t.status is TaskStatus.PENDING)
+        assert (await store.cancel(pending.id, if_version=1)).version == 2
+    rows = await sql(f"SELECT version FROM {s}.schema_version ORDER BY version")
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))

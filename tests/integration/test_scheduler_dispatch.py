@@ -443,7 +443,7 @@ async def test_a_store_error_while_finishing_is_logged_and_leaves_the_task_to_it
         def __getattr__(self, name):
             return getattr(self._inner, name)
 
-        async def complete(self, task_id, *, message_id=None):
+        async def complete(self, task_id, *, message_id=None, worker_id=None):
             raise OSError("disk full")
 
     transport = InMemoryTransport()

@@ -10,13 +10,17 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engagequeue
+from conftest import populate_every_status
 from engagequeue import EngageQueueError, Payload, SQLiteTaskStore, TaskStatus, ValidationError
+from engagequeue._store_sqlite import SCHEMA_VERSION
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SRC = str(Path(engagequeue.__file__).resolve().parents[1])
@@ -47,7 +51,7 @@ async def test_schema_version_is_recorded_and_a_newer_file_is_refused(db_path: P
         pass
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT value FROM eq_meta WHERE key = 'schema_version'").fetchone() == (
-        "2",
+        str(SCHEMA_VERSION),
     )
     conn.execute("UPDATE eq_meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
@@ -89,6 +93,7 @@ async def test_a_version_1_file_is_migrated_in_place_and_keeps_its_tasks(db_path
     ]
     assert len(version_1_indexes) == 2
     conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE eq_tasks DROP COLUMN version")
     conn.execute("DROP INDEX eq_tasks_group_time")
     conn.execute("DROP INDEX eq_tasks_group_done")
     for statement in version_1_indexes:
@@ -100,7 +105,10 @@ async def test_a_version_1_file_is_migrated_in_place_and_keeps_its_tasks(db_path
 
     async with SQLiteTaskStore(db_path) as store:
         after = [await store.history("s1", "g", status=s) for s in (None, "pending", "completed")]
-        assert after == before
+        # Versions start at 1 in a migrated file (schema 3 added them).
+        assert after == [
+            attrs.evolve(p, items=[attrs.evolve(t, version=1) for t in p.items]) for p in before
+        ]
         assert [t.status for t in after[0].items][:4] == [
             TaskStatus.COMPLETED,
             TaskStatus.PENDING,
@@ -112,7 +120,7 @@ async def test_a_version_1_file_is_migrated_in_place_and_keeps_its_tasks(db_path
     assert not {"eq_tasks_history", "eq_tasks_session_processing"} & names
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT value FROM eq_meta WHERE key = 'schema_version'").fetchone() == (
-        "2",
+        str(SCHEMA_VERSION),
     )
     conn.close()
 
@@ -363,3 +371,33 @@ async def test_an_sqlite_too_old_for_the_stores_sql_is_refused_clearly(
     with pytest.raises(EngageQueueError, match=r"needs SQLite 3\.35\.0 or newer.*3\.31\.1"):
         await SQLiteTaskStore(db_path).open()
     assert not db_path.exists()  # nothing written
+
+
+def _event_rows(events: dict[str, list[Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    return {i: [(e.id, e.kind, e.at, dict(e.detail)) for e in es] for i, es in events.items()}
+
+
+async def test_a_file_of_the_previous_release_opens_with_every_post_and_event_kept(
+    db_path: Path,
+) -> None:
+    """Schema 3 added task versions: a schema-2 file with posts in every status upgrades."""
+    async with SQLiteTaskStore(db_path) as store:
+        before = await populate_every_status(store)
+    # Make the file exactly what the previous release (schema 2) wrote: no version column.
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE eq_tasks DROP COLUMN version")
+    conn.execute("UPDATE eq_meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(eq_tasks)")}
+    conn.close()
+    assert "version" not in columns
+
+    async with SQLiteTaskStore(db_path) as store:
+        after = {i: await store.get(i) for i in before["tasks"]}
+        assert after == {i: attrs.evolve(t, version=1) for i, t in before["tasks"].items()}
+        events = {i: await store.events(i) for i in before["tasks"]}
+        assert _event_rows(events) == _event_rows(before["events"])
+        # The upgraded tasks take part in versioned edits like new ones.
+        pending = next(t for t in after.values() if t.status is TaskStatus.PENDING)
+        edited = await store.edit(pending.id, payload=Payload.text("again"), if_version=1)
+        assert edited.version == 2

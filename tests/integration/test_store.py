@@ -903,6 +903,7 @@ async def test_concurrent_schedules_succeed_or_fail_each_on_their_own(store: Tas
 
 
 async def test_completing_one_task_twice_at_once_completes_it_once(store: TaskStore) -> None:
+    """Two completes of one task race (on a pool they may land in either order): one wins."""
     import asyncio
 
     await _setup(store)
@@ -915,13 +916,127 @@ async def test_completing_one_task_twice_at_once_completes_it_once(store: TaskSt
         store.complete(tasks[2].id, message_id="c"),
         return_exceptions=True,
     )
-    assert [type(r).__name__ for r in results] == ["Task", "Task", "TaskConflict", "Task"]
+    # The other tasks' completes succeed whatever the order.
+    assert isinstance(results[1], Task)
+    assert isinstance(results[3], Task)
+    # Exactly one of the two completes of tasks[0] wins; the other gets a conflict.
+    racing = [results[0], results[2]]
+    winners = [r for r in racing if isinstance(r, Task)]
+    losers = [r for r in racing if isinstance(r, TaskConflict)]
+    assert len(winners) == 1, racing
+    assert len(losers) == 1, racing
+    assert losers[0].status is TaskStatus.COMPLETED
+    won = winners[0].message_id
+    assert won in {"a", "b"}
     done = [await store.get(t.id) for t in tasks]
     assert [(t.status, t.attempts, t.message_id) for t in done] == [
-        (TaskStatus.COMPLETED, 1, "a"),
+        (TaskStatus.COMPLETED, 1, won),
         (TaskStatus.COMPLETED, 1, None),
         (TaskStatus.COMPLETED, 1, "c"),
     ]
     for task in tasks:
         assert await _kinds(store, task.id) == ["created", "claimed", "completed"]
-    assert dict((await store.events(tasks[0].id))[-1].detail) == {"message_id": "a"}
+    assert dict((await store.events(tasks[0].id))[-1].detail) == {"message_id": won}
+
+
+# -- claim holders and versions ---------------------------------------------------------
+
+
+async def test_only_the_claim_holder_may_finish_a_task(store: TaskStore) -> None:
+    """A worker whose lease ended cannot overwrite the outcome of the worker that re-claimed."""
+    await _setup(store)
+    tasks = [await store.schedule("s1", f"g{i}", Payload.text(str(i)), T0) for i in range(3)]
+    await store.claim_due(now=T0, limit=3, worker_id="old", lease=timedelta(minutes=1))
+    assert await store.recover_expired(now=T0 + timedelta(minutes=2)) == 3
+    reclaimed = await store.claim_due(now=T0 + timedelta(minutes=2), limit=3, worker_id="new")
+    assert {t.worker_id for t in reclaimed} == {"new"}
+    snapshot = {t.id: await store.get(t.id) for t in tasks}
+    trails = {t.id: await _kinds(store, t.id) for t in tasks}
+    for call in (
+        store.complete(tasks[0].id, message_id="dup", worker_id="old"),
+        store.fail(tasks[1].id, "late", worker_id="old"),
+        store.fail(tasks[1].id, "late", retry_at=T0, worker_id="old"),
+        store.release(tasks[2].id, "stopping", worker_id="old"),
+    ):
+        with pytest.raises(TaskConflict, match="claimed by worker 'new', not 'old'") as info:
+            await call
+        assert info.value.status is TaskStatus.PROCESSING
+    # Nothing changed: not the tasks, not their trails.
+    assert {t.id: await store.get(t.id) for t in tasks} == snapshot
+    assert {t.id: await _kinds(store, t.id) for t in tasks} == trails
+    # The holder finishes them.
+    done = await store.complete(tasks[0].id, message_id="ok", worker_id="new")
+    assert (done.status, done.message_id) == (TaskStatus.COMPLETED, "ok")
+    failed = await store.fail(tasks[1].id, "boom", worker_id="new")
+    assert failed.status is TaskStatus.FAILED
+    released = await store.release(tasks[2].id, "stopping", worker_id="new")
+    assert released.status is TaskStatus.PENDING
+    # A finished task refuses the holder too, with its status.
+    with pytest.raises(TaskConflict) as info:
+        await store.complete(tasks[0].id, worker_id="new")
+    assert info.value.status is TaskStatus.COMPLETED
+    with pytest.raises(ValidationError):
+        await store.complete(tasks[0].id, worker_id=7)  # type: ignore[arg-type]
+
+
+async def test_every_change_of_a_task_adds_one_to_its_version(store: TaskStore) -> None:
+    await _setup(store)
+    task = await store.schedule("s1", "g", Payload.text("x"), T0)
+    assert task.version == 1
+    seen = [task.version]
+    seen.append((await store.edit(task.id, payload=Payload.text("y"))).version)
+    [claimed] = await store.claim_due(now=T0, worker_id="w")
+    seen.append(claimed.version)
+    await store.mark_sending(task.id, worker_id="w")  # an event, not a change of the task
+    seen.append((await store.get(task.id)).version)
+    seen.append((await store.fail(task.id, "x", retry_at=T0, worker_id="w")).version)
+    await store.claim_due(now=T0, worker_id="w")
+    seen.append((await store.get(task.id)).version)
+    await store.session_disconnected("s1")
+    seen.append((await store.get(task.id)).version)
+    await store.session_connected("s1")
+    await store.claim_due(now=T0, worker_id="w", lease=timedelta(minutes=1))
+    await store.recover_expired(now=T0 + timedelta(minutes=5))
+    seen.append((await store.get(task.id)).version)
+    seen.append((await store.cancel(task.id)).version)
+    assert seen == [1, 2, 3, 3, 4, 5, 6, 8, 9]
+    assert (await store.get(task.id)).version == 9
+
+
+async def test_edit_and_cancel_apply_to_the_version_read_or_conflict(store: TaskStore) -> None:
+    from engagequeue import VersionConflict
+
+    await _setup(store)
+    task = await store.schedule("s1", "g", Payload.text("original"), T0)
+    first = await store.edit(task.id, payload=Payload.text("first"), if_version=task.version)
+    assert (first.version, first.payload.content) == (2, "first")
+    # A second editor still holding version 1 is refused, and nothing changes.
+    with pytest.raises(VersionConflict) as info:
+        await store.edit(task.id, payload=Payload.text("stale"), if_version=task.version)
+    assert isinstance(info.value, TaskConflict)
+    assert info.value.status is TaskStatus.PENDING
+    assert (info.value.version, info.value.current_version) == (1, 2)
+    with pytest.raises(VersionConflict):
+        await store.cancel(task.id, if_version=1)
+    after = await store.get(task.id)
+    assert (after.version, after.payload.content, after.status) == (2, "first", TaskStatus.PENDING)
+    assert await _kinds(store, task.id) == ["created", "edited"]
+    # A version that was never reached is refused the same way.
+    with pytest.raises(VersionConflict):
+        await store.edit(task.id, scheduled_at=T0, if_version=99)
+    cancelled = await store.cancel(task.id, if_version=2)
+    assert (cancelled.status, cancelled.version) == (TaskStatus.CANCELLED, 3)
+    # Not pending and a stale version: the version conflict, with the current status.
+    with pytest.raises(VersionConflict) as info:
+        await store.edit(task.id, scheduled_at=T0, if_version=2)
+    assert info.value.status is TaskStatus.CANCELLED
+    # Not pending at the right version: a plain conflict.
+    with pytest.raises(TaskConflict) as plain:
+        await store.cancel(task.id, if_version=3)
+    assert not isinstance(plain.value, VersionConflict)
+    for bad in (0, -1, True, "2", 1.0):
+        with pytest.raises(ValidationError) as invalid:
+            await store.edit(task.id, scheduled_at=T0, if_version=bad)  # type: ignore[arg-type]
+        assert invalid.value.field == "if_version"
+    with pytest.raises(TaskNotFound):
+        await store.cancel("no-such-task", if_version=1)

@@ -35,6 +35,8 @@ from engagequeue import (
     TaskConflict,
     TaskNotFound,
     TaskStatus,
+    ValidationError,
+    VersionConflict,
 )
 from engagequeue._state import EVENT_KINDS, allowed_moves
 
@@ -63,6 +65,8 @@ class ModelTask:
     status: TaskStatus = PENDING
     attempts: int = 0
     lease_expires_at: datetime | None = None
+    worker: str | None = None
+    version: int = 1
     events: list[str] = attrs.field(factory=lambda: ["created"])
 
 
@@ -82,6 +86,7 @@ class StoreAgainstModel(RuleBasedStateMachine):
         self.model: dict[str, ModelTask] = {}
         self.seen: dict[str, TaskStatus] = {}
         self.touched: set[str] = set()
+        self.claims = 0
 
     async def open_store(self) -> Any:
         store = SQLiteTaskStore(Path(self.tmp.name) / "model.sqlite3", on_expired=self.on_expired)
@@ -180,11 +185,13 @@ class StoreAgainstModel(RuleBasedStateMachine):
             and self.sessions.get(t.session_id)
             and (t.session_id, t.group_id) not in busy
         ][:limit]
+        worker = f"w{self.claims % 2}"  # two workers take turns: finishing needs the right one
+        self.claims += 1
         claimed = self.run(
             self.store.claim_due(
                 now=self.now,
                 limit=limit,
-                worker_id="w",
+                worker_id=worker,
                 lease=timedelta(minutes=lease_minutes),
                 sending_due_by=self.now if send_now else None,
             )
@@ -192,6 +199,8 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert [t.id for t in claimed] == [t.id for t in expected]
         for t in expected:
             t.status = PROCESSING
+            t.worker = worker
+            t.version += 1
             t.lease_expires_at = self.now + timedelta(minutes=lease_minutes)
             t.events.append("claimed")
             if send_now:  # every claimed task is due by now
@@ -203,10 +212,18 @@ class StoreAgainstModel(RuleBasedStateMachine):
         """Claims are the heart of the store: give them twice the weight."""
         self.claim(limit, lease_minutes)
 
+    def worker_of(self, task_id: str, own: bool | None) -> str | None:
+        """The claim holder's id (``own``), another worker's (not ``own``) or None."""
+        task = self.live(task_id)
+        if own is None:
+            return None
+        holder = task.worker if task is not None else None
+        return (holder or "w0") if own else "someone-else"
+
     @rule(task_id=tasks, own=st.booleans())
     def mark_sending(self, task_id: str, own: bool) -> None:
         task = self.live(task_id)
-        call = self.store.mark_sending(task_id, worker_id="w" if own else "someone-else")
+        call = self.store.mark_sending(task_id, worker_id=self.worker_of(task_id, own))
         if task is None or task.status is not PROCESSING or not own:
             self.expect_conflict_or_missing(task_id, call)
             return
@@ -239,54 +256,96 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert page.total == len(expected)
         assert [t.id for t in page.items] == [t.id for t in expected[offset : offset + 3]]
 
-    @rule(task_id=tasks, minutes=OFFSETS)
-    def edit(self, task_id: str, minutes: int) -> None:
+    def expect_version_conflict(self, task_id: str, call: Coroutine[Any, Any, Any]) -> None:
+        task = self.live(task_id)
+        if task is None:
+            with pytest.raises(TaskNotFound):
+                self.run(call)
+            return
+        with pytest.raises(VersionConflict) as info:
+            self.run(call)
+        assert info.value.status is task.status
+        assert info.value.current_version == task.version
+
+    @rule(task_id=tasks, minutes=OFFSETS, stale=st.none() | st.booleans())
+    def edit(self, task_id: str, minutes: int, stale: bool | None = None) -> None:
+        """An edit, plain (``stale`` None) or at the current version or a stale one."""
         task = self.live(task_id)
         when = self.now + timedelta(minutes=minutes)
-        if task is None or task.status is not PENDING:
-            self.expect_conflict_or_missing(task_id, self.store.edit(task_id, scheduled_at=when))
+        version = None
+        if stale is not None and task is not None:
+            version = task.version - 1 if stale else task.version
+        call = self.store.edit(task_id, scheduled_at=when, if_version=version)
+        if stale and task is not None and task.version > 1:
+            self.expect_version_conflict(task_id, call)
             return
-        edited = self.run(self.store.edit(task_id, scheduled_at=when))
+        if stale and task is not None:  # version 0 is invalid input
+            with pytest.raises(ValidationError):
+                self.run(call)
+            return
+        if task is None or task.status is not PENDING:
+            self.expect_conflict_or_missing(task_id, call)
+            return
+        edited = self.run(call)
         assert edited.scheduled_at == when
         task.scheduled_at = when
+        task.version += 1
+        assert edited.version == task.version
         task.events.append("edited")
         self.touched.add(task_id)
 
-    @rule(task_id=tasks)
-    def cancel(self, task_id: str) -> None:
+    @rule(task_id=tasks, stale=st.none() | st.booleans())
+    def cancel(self, task_id: str, stale: bool | None = None) -> None:
         task = self.live(task_id)
-        if task is None or task.status is not PENDING:
-            self.expect_conflict_or_missing(task_id, self.store.cancel(task_id))
+        version = None
+        if stale is not None and task is not None:
+            version = task.version + 1 if stale else task.version
+        call = self.store.cancel(task_id, if_version=version)
+        if stale and task is not None:
+            self.expect_version_conflict(task_id, call)
             return
-        self.run(self.store.cancel(task_id))
+        if task is None or task.status is not PENDING:
+            self.expect_conflict_or_missing(task_id, call)
+            return
+        self.run(call)
         task.status = CANCELLED
+        task.version += 1
         task.events.append("cancelled")
         self.touched.add(task_id)
 
-    @rule(task_id=tasks)
-    def complete(self, task_id: str) -> None:
+    @rule(task_id=tasks, own=st.none() | st.booleans())
+    def complete(self, task_id: str, own: bool | None = None) -> None:
         task = self.live(task_id)
-        if task is None or task.status is not PROCESSING:
-            self.expect_conflict_or_missing(task_id, self.store.complete(task_id))
+        call = self.store.complete(task_id, message_id="m", worker_id=self.worker_of(task_id, own))
+        if task is None or task.status is not PROCESSING or own is False:
+            self.expect_conflict_or_missing(task_id, call)
             return
-        self.run(self.store.complete(task_id, message_id="m"))
+        self.run(call)
         task.status = COMPLETED
         task.attempts += 1
+        task.version += 1
         task.lease_expires_at = None
         task.events.append("completed")
         self.touched.add(task_id)
 
-    @rule(task_id=tasks, retry_minutes=st.none() | OFFSETS.filter(lambda m: m >= 0))
-    def fail(self, task_id: str, retry_minutes: int | None) -> None:
+    @rule(
+        task_id=tasks,
+        retry_minutes=st.none() | OFFSETS.filter(lambda m: m >= 0),
+        own=st.none() | st.booleans(),
+    )
+    def fail(self, task_id: str, retry_minutes: int | None, own: bool | None = None) -> None:
         retry_at = None if retry_minutes is None else self.now + timedelta(minutes=retry_minutes)
         task = self.live(task_id)
-        if task is None or task.status is not PROCESSING:
-            self.expect_conflict_or_missing(
-                task_id, self.store.fail(task_id, "boom", retry_at=retry_at)
-            )
+        call = self.store.fail(
+            task_id, "boom", retry_at=retry_at, worker_id=self.worker_of(task_id, own)
+        )
+        if task is None or task.status is not PROCESSING or own is False:
+            self.expect_conflict_or_missing(task_id, call)
             return
-        self.run(self.store.fail(task_id, "boom", retry_at=retry_at))
+        self.run(call)
         task.attempts += 1
+        task.version += 1
+        task.worker = None
         task.lease_expires_at = None
         if retry_at is not None and task.attempts < task.max_attempts:
             task.status = PENDING
@@ -305,6 +364,8 @@ class StoreAgainstModel(RuleBasedStateMachine):
             return
         self.run(self.store.release(task_id, "stopping"))
         task.status = PENDING
+        task.version += 1
+        task.worker = None
         task.lease_expires_at = None
         task.events.append("released")
         self.touched.add(task_id)
@@ -323,6 +384,8 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert released == len(in_flight)
         for t in in_flight:
             t.status = PENDING
+            t.version += 1
+            t.worker = None
             t.lease_expires_at = None
             t.events.append("released")
             self.touched.add(t.id)
@@ -349,6 +412,8 @@ class StoreAgainstModel(RuleBasedStateMachine):
         assert self.run(self.store.recover_expired(now=self.now)) == len(expired)
         for t in expired:
             t.attempts += 1
+            t.version += 1
+            t.worker = None
             t.lease_expires_at = None
             give_up = self.on_expired == "fail" or t.attempts >= t.max_attempts
             t.status = FAILED if give_up else PENDING
@@ -382,8 +447,12 @@ class StoreAgainstModel(RuleBasedStateMachine):
                     key=lambda t: (t.scheduled_at, t.id),
                 )
                 assert page.total == len(expected)
-                observed = [(t.id, t.status, t.attempts, t.scheduled_at) for t in page.items]
-                assert observed == [(t.id, t.status, t.attempts, t.scheduled_at) for t in expected]
+                observed = [
+                    (t.id, t.status, t.attempts, t.scheduled_at, t.version) for t in page.items
+                ]
+                assert observed == [
+                    (t.id, t.status, t.attempts, t.scheduled_at, t.version) for t in expected
+                ]
                 in_flight = [t for t in page.items if t.status is PROCESSING]
                 assert len(in_flight) <= 1
                 for t in page.items:

@@ -58,6 +58,7 @@ INTENDED = CONTRACT_NAMES | {
     "SentMessage",
     "SessionStatus",
     "TokenUsage",
+    "VersionConflict",
     "current_task",
     "daily_rule",
     "is_testing",

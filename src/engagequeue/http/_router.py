@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from email.message import Message
@@ -18,11 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engagequeue import __version__
 from engagequeue._converters import converter
-from engagequeue._errors import TaskConflict, TaskNotFound, ValidationError
+from engagequeue._errors import TaskConflict, TaskNotFound, ValidationError, VersionConflict
 from engagequeue._models import Payload, Task, TaskStatus
 from engagequeue._times import parse_instant
 
-from ._errors import HTTPError, not_found, response_for
+from ._errors import HTTPError, error_response, not_found, response_for
 from ._params import merge_payload, parse_bound, parse_status_filter, to_http
 from ._recurring import add_recurring_routes
 from ._schemas import EDIT_FIELDS, EditBody, ErrorBody, EventBody, PageBody, ScheduleBody, TaskBody
@@ -71,10 +72,20 @@ _ERROR_409_RECURRENCE: Final = _error(
 _ERROR_409: Final = _error(
     'The task is not pending: `{"error": "conflict", "status": "<current status>"}`.'
 )
+_ERROR_412: Final = _error(
+    "If-Match names no current version of the task; nothing changed. The body's `version` "
+    "and the `ETag` header give the current one."
+)
 _ERROR_413: Final = _error("The body is larger than the limit (64 KiB by default).")
 _ERROR_415: Final = _error("The body is not JSON (`Content-Type: application/json`).")
 _ERROR_422: Final = _error("Invalid input; `field` names it and `errors` lists every problem.")
 _ERROR_400: Final = _error("Malformed request framing, such as a non-numeric Content-Length.")
+_ETAG: Final = {
+    "ETag": {
+        "description": 'The task\'s version as a strong entity tag (`"3"`), for `If-Match`.',
+        "schema": {"type": "string"},
+    }
+}
 _BODY_ERRORS: Final[_Responses] = {400: _ERROR_400, 413: _ERROR_413, 415: _ERROR_415}
 
 TaskId = Annotated[str, Path(description="The task's opaque id.")]
@@ -189,6 +200,55 @@ def _json(content: Any, status_code: int = 200) -> JSONResponse:  # noqa: ANN401
     return JSONResponse(content, status_code=status_code)
 
 
+_MAX_MERGES: Final = 16
+"""How often a PUT without If-Match re-reads and re-merges after a concurrent change."""
+_ENTITY_TAG: Final = re.compile(r'\s*(?:W/)?"(\d{1,18})"\s*')
+
+
+def etag(task: Task) -> str:
+    """A task's entity tag: its version, quoted (a strong tag: one version, one JSON form)."""
+    return f'"{task.version}"'
+
+
+def _task_json(task: Task, status_code: int = 200) -> JSONResponse:
+    """A task response, with its ``ETag``."""
+    return JSONResponse(
+        converter.unstructure(task), status_code=status_code, headers={"ETag": etag(task)}
+    )
+
+
+def _if_match(request: Request) -> frozenset[int] | None:
+    """The versions an ``If-Match`` header accepts; ``None`` when absent or ``*``.
+
+    ``*`` matches any current version of an existing task, which the handlers check
+    anyway. A weak tag (``W/"3"``) counts as ``"3"``: proxies that compress a response
+    weaken its tag, and a client sends back what it got. Anything else never matches.
+    """
+    values = request.headers.getlist("if-match")
+    if not values:
+        return None
+    tags = [tag for value in values for tag in value.split(",")]
+    if any(tag.strip() == "*" for tag in tags):
+        return None
+    versions = set()
+    for tag in tags:
+        match = _ENTITY_TAG.fullmatch(tag)
+        if match:
+            versions.add(int(match[1]))
+    return frozenset(versions)
+
+
+def _precondition_failed(task_id: str, status: TaskStatus, version: int) -> JSONResponse:
+    """412: the task is no longer at a version the ``If-Match`` names; nothing changed."""
+    return error_response(
+        412,
+        f'task {task_id!r} changed: it is at version {version} (ETag "{version}"), '
+        "not the one If-Match names; read it again and retry",
+        extra={"status": status.value, "version": version},
+        headers={"ETag": f'"{version}"'},
+    )
+
+
 class _Endpoints:
     """The route handlers, bound to one store and one ``authorize`` callback."""
 
@@ -235,7 +295,7 @@ class _Endpoints:
         task = await self.store.schedule(
             session_id, group_id, payload, scheduled_at, max_attempts=body.max_attempts
         )
-        return _json(converter.unstructure(task), 201)
+        return _task_json(task, 201)
 
     async def history(
         self,
@@ -269,34 +329,68 @@ class _Endpoints:
     async def read(self, request: Request, task_id: TaskId) -> JSONResponse:
         """Read a post."""
         task = await self._task_in_scope(request, task_id, "read")
-        return _json(converter.unstructure(task))
+        return _task_json(task)
 
     async def edit(self, request: Request, task_id: TaskId, body: EditBody) -> JSONResponse:
-        """Edit a pending post: merge, validate the whole, then one conditional update."""
+        """Edit a pending post: merge onto the version read, then one conditional update.
+
+        The update applies only to the version the merge was made on. With ``If-Match``,
+        another version is a 412. Without it, a concurrent change (another moderator's PUT)
+        makes the handler read the post again and merge onto the new version, so both
+        changes land; a post that keeps changing is a 409 after a bounded number of tries.
+        """
         changes = {name: getattr(body, name) for name in body.model_fields_set}
         if not changes:
             raise HTTPError(422, f"give at least one of {', '.join(EDIT_FIELDS)}", field="body")
         scheduled_at = None
         if "scheduled_at" in changes:
             scheduled_at = parse_instant(changes.pop("scheduled_at"), "scheduledAt")
-        task = await self._task_in_scope(request, task_id, "edit")
-        if task.status is not TaskStatus.PENDING:
-            raise TaskConflict(task.id, task.status, "edit", TaskStatus.PENDING.value)
-        payload = merge_payload(task.payload, changes) if changes else None
-        try:
-            edited = await self.store.edit(task.id, payload=payload, scheduled_at=scheduled_at)
-        except TaskNotFound:
-            raise not_found(task_id) from None
-        return _json(converter.unstructure(edited))
+        wanted = _if_match(request)
+        for _ in range(_MAX_MERGES):
+            task = await self._task_in_scope(request, task_id, "edit")
+            if wanted is not None and task.version not in wanted:
+                return _precondition_failed(task.id, task.status, task.version)
+            if task.status is not TaskStatus.PENDING:
+                raise TaskConflict(task.id, task.status, "edit", TaskStatus.PENDING.value)
+            payload = merge_payload(task.payload, changes) if changes else None
+            try:
+                edited = await self.store.edit(
+                    task.id, payload=payload, scheduled_at=scheduled_at, if_version=task.version
+                )
+            except VersionConflict as exc:
+                if wanted is not None:
+                    return _precondition_failed(task.id, exc.status, exc.current_version)
+                if exc.status is not TaskStatus.PENDING:
+                    raise TaskConflict(
+                        task.id, exc.status, "edit", TaskStatus.PENDING.value
+                    ) from None
+                continue  # changed by someone else meanwhile: merge onto their version
+            except TaskNotFound:
+                raise not_found(task_id) from None
+            return _task_json(edited)
+        raise TaskConflict(
+            task_id,
+            TaskStatus.PENDING,
+            "edit",
+            TaskStatus.PENDING.value,
+            reason=f"it changed {_MAX_MERGES} times while this edit was being merged; retry",
+        )
 
     async def cancel(self, request: Request, task_id: TaskId) -> JSONResponse:
-        """Cancel a pending post."""
+        """Cancel a pending post; with ``If-Match``, only at a version it names."""
+        wanted = _if_match(request)
         task = await self._task_in_scope(request, task_id, "cancel")
+        if wanted is not None and task.version not in wanted:
+            return _precondition_failed(task.id, task.status, task.version)
         try:
-            cancelled = await self.store.cancel(task.id)
+            cancelled = await self.store.cancel(
+                task.id, if_version=None if wanted is None else task.version
+            )
+        except VersionConflict as exc:
+            return _precondition_failed(task.id, exc.status, exc.current_version)
         except TaskNotFound:
             raise not_found(task_id) from None
-        return _json(converter.unstructure(cancelled))
+        return _task_json(cancelled)
 
     async def events(self, request: Request, task_id: TaskId) -> JSONResponse:
         """A post's audit trail, oldest first."""
@@ -372,7 +466,7 @@ def create_router(
         summary="Schedule a post for the group",
         response_model=None,
         responses={
-            201: {"model": TaskBody, "description": "The new pending task."},
+            201: {"model": TaskBody, "description": "The new pending task.", "headers": _ETAG},
             403: _ERROR_403,
             404: _error("No such session."),
             422: _ERROR_422,
@@ -400,7 +494,10 @@ def create_router(
         operation_id="getEngagement",
         summary="Read a post",
         response_model=None,
-        responses={200: {"model": TaskBody, "description": "The task."}, **task_errors},
+        responses={
+            200: {"model": TaskBody, "description": "The task.", "headers": _ETAG},
+            **task_errors,
+        },
     )
     router.add_api_route(
         _TASK_PATH,
@@ -410,13 +507,17 @@ def create_router(
         summary="Edit a pending post",
         description="Changes any of `content`, `mediaType`, `mediaUrl`, `scheduledAt`. The "
         "post's fields are merged with the changes and validated as a whole; the store applies "
-        "the edit only while the task is still pending (one conditional update), so an edit "
-        "racing a send either lands before the claim or gets a 409.",
+        "the edit only while the task is still pending and at the version the merge was made "
+        "on (one conditional update), so an edit racing a send either lands before the claim "
+        "or gets a 409, and two concurrent edits of different fields both land. With "
+        '`If-Match: "<version>"` (the `ETag` of a read), the edit applies only to that '
+        "version, else 412.",
         response_model=None,
         responses={
-            200: {"model": TaskBody, "description": "The edited task."},
+            200: {"model": TaskBody, "description": "The edited task.", "headers": _ETAG},
             **task_errors,
             409: _ERROR_409,
+            412: _ERROR_412,
             **_BODY_ERRORS,
         },
     )
@@ -426,11 +527,13 @@ def create_router(
         methods=["DELETE"],
         operation_id="cancelEngagement",
         summary="Cancel a pending post",
+        description='With `If-Match: "<version>"`, only at that version, else 412.',
         response_model=None,
         responses={
-            200: {"model": TaskBody, "description": "The cancelled task."},
+            200: {"model": TaskBody, "description": "The cancelled task.", "headers": _ETAG},
             **task_errors,
             409: _ERROR_409,
+            412: _ERROR_412,
         },
     )
     router.add_api_route(

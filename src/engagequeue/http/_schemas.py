@@ -139,6 +139,11 @@ class TaskBody(BaseModel):
     last_error: str | None = Field(alias="lastError")
     created_at: str = Field(alias="createdAt", json_schema_extra={"format": "date-time"})
     updated_at: str = Field(alias="updatedAt", json_schema_extra={"format": "date-time"})
+    version: int = Field(
+        ge=1,
+        description="Grows by one with every change of the task; the ETag header carries it "
+        "for If-Match.",
+    )
     recurrence_id: str | None = Field(
         alias="recurrenceId",
         description="The recurrence this post is an occurrence of; null on a one-off post.",
@@ -177,11 +182,13 @@ class ErrorBody(BaseModel):
     ``error`` is a stable code (``not_found``, ``conflict``, ``validation_error``,
     ``forbidden``, ``payload_too_large``, ``unsupported_media_type``, ``internal_error``...);
     ``field`` names the offending input on a 422; ``status`` is the task's current status
-    on a 409; ``errors`` lists every problem on a 422.
+    on a 409 and a 412 (which also gives the current ``version``); ``errors`` lists every
+    problem on a 422.
     """
 
     error: str
     message: str
     field: str | None = None
     status: StatusName | None = None
+    version: int | None = None
     errors: list[ErrorItem] | None = None

@@ -8,14 +8,14 @@ transaction that read the row. The engines differ only in how they lock and writ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import attrs
 
 from ._errors import RecurrenceConflict, ValidationError
-from ._models import Payload, check_identifier
+from ._models import MediaType, Payload, check_identifier
 from ._recurrence import (
     Following,
     Recurrence,
@@ -28,16 +28,21 @@ from ._store_common import NewTask, check_max_attempts, check_payload, new_task_
 from ._times import isoformat, parse_instant
 
 __all__ = [
+    "RECURRENCE_COLUMNS",
     "RECURRENCE_EVENT_KINDS",
     "RecurrencePlan",
     "RecurrenceState",
+    "cancel_detail",
     "check_recurrence_status",
+    "occurrence_task",
     "plan_add",
     "plan_advance",
     "plan_edit",
     "plan_end",
     "plan_pause",
     "plan_resume",
+    "state_reader",
+    "state_values",
 ]
 
 RECURRENCE_EVENT_KINDS: Final = frozenset(
@@ -421,3 +426,99 @@ def plan_edit(
 def event_details(plan: RecurrencePlan) -> list[tuple[str, Mapping[str, Any]]]:
     """The plan's events, for engines that write them as rows."""
     return list(plan.events)
+
+
+RECURRENCE_COLUMNS: Final = (
+    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, rule, "
+    "timezone, starts_at, until, count, status, max_attempts, issued, next_task_id, next_at, "
+    "head_at, last_at, head_edited, created_at, updated_at"
+)
+"""The recurrence columns every store writes and selects, in the order below reads them."""
+
+_STATUSES: Final = {s.value: s for s in RecurrenceStatus}
+
+
+def state_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]], RecurrenceState]:
+    """Return a function that builds a ``RecurrenceState`` from a row of ``RECURRENCE_COLUMNS``.
+
+    ``instant`` turns a stored time into an aware UTC datetime.
+    """
+
+    def optional(value: object) -> datetime | None:
+        return None if value is None else instant(value)
+
+    def read(row: Sequence[Any]) -> RecurrenceState:
+        payload = Payload(
+            MediaType(row[3]), content=row[4], media_url=row[5], mimetype=row[6], filename=row[7]
+        )
+        recurrence = Recurrence(
+            id=row[0],
+            session_id=row[1],
+            group_id=row[2],
+            payload=payload,
+            rule=row[8],
+            timezone=row[9],
+            starts_at=instant(row[10]),
+            until=optional(row[11]),
+            count=row[12],
+            status=_STATUSES[row[13]],
+            max_attempts=row[14],
+            issued=row[15],
+            next_task_id=row[16],
+            next_at=optional(row[17]),
+            created_at=instant(row[21]),
+            updated_at=instant(row[22]),
+        )
+        return RecurrenceState(
+            recurrence, optional(row[18]), optional(row[19]), head_edited=bool(row[20])
+        )
+
+    return read
+
+
+def state_values(state: RecurrenceState, encode: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """The row of ``state`` in ``RECURRENCE_COLUMNS`` order; ``encode`` stores an instant."""
+
+    def optional(value: datetime | None) -> Any:  # noqa: ANN401 - the engine's time type
+        return None if value is None else encode(value)
+
+    r = state.recurrence
+    p = r.payload
+    return (
+        r.id,
+        r.session_id,
+        r.group_id,
+        p.media_type.value,
+        p.content,
+        p.media_url,
+        p.mimetype,
+        p.filename,
+        r.rule,
+        r.timezone,
+        encode(r.starts_at),
+        optional(r.until),
+        r.count,
+        r.status.value,
+        r.max_attempts,
+        r.issued,
+        r.next_task_id,
+        optional(r.next_at),
+        optional(state.head_at),
+        optional(state.last_at),
+        state.head_edited,
+        encode(r.created_at),
+        encode(r.updated_at),
+    )
+
+
+def occurrence_task(plan: RecurrencePlan) -> NewTask | None:
+    """The plan's new occurrence, carrying its recurrence id."""
+    if plan.new_task is None:
+        return None
+    return attrs.evolve(plan.new_task, recurrence_id=plan.state.id)
+
+
+def cancel_detail(plan: RecurrencePlan) -> dict[str, Any]:
+    """The detail of the ``cancelled`` event of an occurrence a pause or an end cancels."""
+    status = plan.state.recurrence.status.value
+    return {"reason": f"recurrence {'paused' if status == 'paused' else 'ended'}"}

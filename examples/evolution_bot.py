@@ -12,7 +12,10 @@ Environment:
     EVOLUTION_URL       default http://localhost:8080
     EVOLUTION_API_KEY   the global AUTHENTICATION_API_KEY or the instance's token
     EVOLUTION_INSTANCE  the instance name, default "default"
-    WEBHOOK_API_KEY     the instance token Evolution puts in its webhooks (recommended)
+    WEBHOOK_API_KEY     the instance token Evolution puts in its webhooks (required: the
+                        receiver refuses requests without it)
+    ALLOW_PRIVATE_MEDIA "1" if IMAGE_URL/VOICE_URL are on a private network shared with
+                        Evolution (refused by default: see docs/security.md)
     WEBHOOK_PORT        where this script listens for Evolution's webhook, default 8091
     WEBHOOK_HOST        the address it listens on, default 0.0.0.0
     IMAGE_URL, VOICE_URL  optional media posts
@@ -31,49 +34,34 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI
 
 from engagequeue import Payload, Scheduler, SQLiteTaskStore, TaskStatus
-from engagequeue.transports import (
-    EvolutionTransport,
-    SessionStatus,
-    WebhookError,
-    WebhookSignatureError,
-    handle_evolution_webhook,
-)
+from engagequeue.http import create_webhook_router
+from engagequeue.transports import EvolutionTransport, SessionStatus
 
 FINISHED = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 
 
-def webhook_app(scheduler: Scheduler, api_key: str | None) -> FastAPI:
+def webhook_app(scheduler: Scheduler, key: str) -> FastAPI:
+    """The gateway's webhook receiver: the key is required and checked before parsing,
+    replays and stale states are refused (see docs/security.md)."""
     app = FastAPI()
-
-    # With "webhook by events" on, Evolution appends the event name to the URL.
-    @app.post("/hooks/evolution", status_code=204)
-    @app.post("/hooks/evolution/connection-update", status_code=204)
-    async def evolution_webhook(request: Request) -> Response:
-        try:
-            await handle_evolution_webhook(
-                await request.body(), request.headers, scheduler, api_key=api_key
-            )
-        except WebhookSignatureError as exc:
-            raise HTTPException(401, str(exc)) from exc
-        except WebhookError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return Response(status_code=204)
-
+    app.include_router(create_webhook_router(scheduler, evolution_api_key=key))
     return app
 
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     group = os.environ["GROUP_ID"]
+    webhook_key = os.environ["WEBHOOK_API_KEY"]
     instance = os.environ.get("EVOLUTION_INSTANCE", "default")
     async with (
         SQLiteTaskStore(os.environ.get("EQ_DB", "engagequeue-evolution.sqlite3")) as store,
         EvolutionTransport(
             os.environ.get("EVOLUTION_URL", "http://localhost:8080"),
             api_key=os.environ.get("EVOLUTION_API_KEY") or None,
+            allow_private_media=os.environ.get("ALLOW_PRIVATE_MEDIA") == "1",
         ) as transport,
     ):
         await store.add_session(instance)
@@ -105,7 +93,7 @@ async def main() -> None:
         )
         server = uvicorn.Server(
             uvicorn.Config(
-                webhook_app(scheduler, os.environ.get("WEBHOOK_API_KEY") or None),
+                webhook_app(scheduler, webhook_key),
                 host=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),  # noqa: S104 - the gateway must reach it
                 port=int(os.environ.get("WEBHOOK_PORT", "8091")),
                 log_level="warning",

@@ -13,7 +13,10 @@ Environment:
     WAHA_API_KEY        WAHA's WAHA_API_KEY
     WAHA_SESSION        the session name, default "default"
     WAHA_MESSAGE_IDS    "1" if the session runs the NOWEB or GOWS engine (retry-safe ids)
-    WAHA_HMAC_KEY       the hmac key set in the session's webhook config (recommended)
+    WAHA_HMAC_KEY       the hmac key set in the session's webhook config (required: the
+                        receiver refuses unsigned requests)
+    ALLOW_PRIVATE_MEDIA "1" if IMAGE_URL/VOICE_URL are on a private network shared with
+                        WAHA (refused by default: see docs/security.md)
     WEBHOOK_PORT        where this script listens for WAHA's webhook, default 8090
     WEBHOOK_HOST        the address it listens on, default 0.0.0.0
     IMAGE_URL, VOICE_URL  optional media posts
@@ -32,35 +35,20 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI
 
 from engagequeue import Payload, Scheduler, SQLiteTaskStore, TaskStatus
-from engagequeue.transports import (
-    SessionStatus,
-    WahaTransport,
-    WebhookError,
-    WebhookSignatureError,
-    handle_waha_webhook,
-)
+from engagequeue.http import create_webhook_router
+from engagequeue.transports import SessionStatus, WahaTransport
 
 FINISHED = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 
 
-def webhook_app(scheduler: Scheduler, hmac_key: str | None) -> FastAPI:
+def webhook_app(scheduler: Scheduler, key: str) -> FastAPI:
+    """The gateway's webhook receiver: the key is required and checked before parsing,
+    replays and stale states are refused (see docs/security.md)."""
     app = FastAPI()
-
-    @app.post("/hooks/waha", status_code=204)
-    async def waha_webhook(request: Request) -> Response:
-        try:
-            await handle_waha_webhook(
-                await request.body(), request.headers, scheduler, hmac_key=hmac_key
-            )
-        except WebhookSignatureError as exc:
-            raise HTTPException(401, str(exc)) from exc
-        except WebhookError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return Response(status_code=204)
-
+    app.include_router(create_webhook_router(scheduler, waha_hmac_key=key))
     return app
 
 
@@ -68,13 +56,14 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     group = os.environ["GROUP_ID"]
     session = os.environ.get("WAHA_SESSION", "default")
-    hmac_key = os.environ.get("WAHA_HMAC_KEY") or None
+    hmac_key = os.environ["WAHA_HMAC_KEY"]
     async with (
         SQLiteTaskStore(os.environ.get("EQ_DB", "engagequeue-waha.sqlite3")) as store,
         WahaTransport(
             os.environ.get("WAHA_URL", "http://localhost:3000"),
             api_key=os.environ.get("WAHA_API_KEY") or None,
             message_ids=os.environ.get("WAHA_MESSAGE_IDS") == "1",
+            allow_private_media=os.environ.get("ALLOW_PRIVATE_MEDIA") == "1",
         ) as transport,
     ):
         await store.add_session(session)

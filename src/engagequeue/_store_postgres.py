@@ -19,9 +19,12 @@ This module is imported only on first use of ``engagequeue.PostgresTaskStore``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
+import secrets
 import zlib
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -181,6 +184,15 @@ _WAIT: Final = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
 _CLAIM_WALK: Final = 256
 _CLAIM_LOCK_CLASS: Final = 0x6551_0001  # "eQ" + 1
 _MIGRATE_LOCK_CLASS: Final = 0x6551_0002
+_LISTEN_RETRY_MAX: Final = 2.0
+"""The longest pause, in seconds, between two reconnects of the wake-up listener."""
+# A listener on a dead network path would wait forever without TCP keepalives.
+_KEEPALIVES: Final[dict[str, Any]] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _int32(text: str) -> int:
@@ -313,6 +325,14 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         self._write_lock = f"SELECT pg_advisory_xact_lock_shared({_CLAIM_LOCK_CLASS}, {key})"
         self._migrate_lock = f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_CLASS}, {key})"
         self._sync_sql = ""  # "SET LOCAL synchronous_commit = ...; " when the server's is weaker
+        # Wake-ups across processes and hosts: writes that wake schedulers notify this
+        # channel in their transaction; a listener connection per store with callbacks
+        # wakes them. The payload is this store's token, so it skips its own (its
+        # callbacks ran already). Schema names are [A-Za-z0-9_]: safe as literals.
+        self._channel = f"eqwake_{schema}"[:63]
+        self._token = secrets.token_hex(8)
+        self._notify_commit = f"SELECT pg_notify('{self._channel}', '{self._token}'); COMMIT"
+        self._listener: asyncio.Task[None] | None = None
         self._claim_sql = self._build_claim_sql()
 
     def __repr__(self) -> str:
@@ -355,10 +375,12 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         )
         await pool.open(wait=False)
         self._pool = pool
+        self._listen_changed()
 
     async def close(self) -> None:
-        """Close the pool's connections. Idempotent."""
+        """Close the pool's connections and the wake-up listener. Idempotent."""
         pool, self._pool = self._pool, None
+        await self._stop_listener()
         if pool is not None:
             await pool.close()
 
@@ -450,6 +472,100 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             )
             raise EngageQueueError(msg)
 
+    # -- wake-ups from other processes and hosts -------------------------------------------
+
+    def _listen_changed(self) -> None:
+        """Run the listener while wake-up callbacks wait and the store is open."""
+        if self._wakeups and self._pool is not None:
+            if self._listener is None or self._listener.done():
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    return  # added outside a loop: open() starts listening
+                self._listener = asyncio.create_task(
+                    self._listen(), name=f"engagequeue-listen {self.schema}"
+                )
+        elif self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
+
+    async def _stop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self) -> None:
+        """LISTEN on the schema's channel on a dedicated connection, reconnecting forever.
+
+        Notifications sent while the connection was down are lost, so every reconnect
+        (and the loss itself) wakes the callbacks: the scheduler's next pass claims
+        everything due, whatever it missed.
+        """
+        failures = 0
+        listened = False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.dsn,
+                    autocommit=True,
+                    application_name=f"engagequeue-listener {self.schema}"[:63],
+                    **_KEEPALIVES,
+                )
+                try:
+                    await conn.execute(f'LISTEN "{self._channel}"')
+                    if listened:
+                        logger.info("engagequeue wake-up listener of %s reconnected", self.schema)
+                        self._wake_local()  # a full claim pass after the gap
+                    listened, failures = True, 0
+                    await self._receive(conn)
+                finally:
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                failures += 1
+                delay = min(_LISTEN_RETRY_MAX, 0.05 * 2**failures)
+                logger.warning(
+                    "engagequeue wake-up listener of %s lost its connection (%s); "
+                    "reconnecting in %.2f s",
+                    self.schema,
+                    exc,
+                    delay,
+                )
+                if listened:
+                    self._wake_local()  # changes may be missed until it is back
+                await asyncio.sleep(delay)
+
+    async def _receive(self, conn: Connection) -> None:
+        """Wake the callbacks for each notification of another store until the link fails.
+
+        Reads the idle connection's socket from the event loop itself: psycopg's
+        ``notifies()`` wakes every 100 ms to look for interrupts (about 3 ms of CPU per
+        second per idle listener); this costs nothing until the server sends something.
+        """
+        pgconn = conn.pgconn
+        token = self._token.encode()
+        readable = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        fd = pgconn.socket
+        loop.add_reader(fd, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                pgconn.consume_input()  # raises OperationalError once the link is gone
+                if pgconn.status != psycopg.pq.ConnStatus.OK:
+                    raise psycopg.OperationalError("the listener connection was closed")
+                woken = False
+                while (notice := pgconn.notifies()) is not None:
+                    woken = woken or notice.extra != token
+                if woken:
+                    self._wake_local()
+        finally:
+            loop.remove_reader(fd)
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _get_pool(self) -> AsyncConnectionPool[Connection]:
@@ -491,13 +607,15 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         *,
         exclusive: bool = False,
         on_unknown: Callable[[Connection], Awaitable[_T]] | None = None,
+        notify: bool = False,
     ) -> _T:
         """Run ``run`` in one transaction holding the claim lock (shared, or exclusive).
 
         A connection error before ``COMMIT`` was sent means the transaction rolled back:
         it is retried. One during ``COMMIT`` leaves the outcome unknown: the write is
         repeated with ``on_unknown`` when one is given (an idempotent form), else
-        ``EngageQueueError`` is raised rather than risk doing it twice.
+        ``EngageQueueError`` is raised rather than risk doing it twice. With ``notify``,
+        the transaction also notifies the schema's wake-up channel (delivered at commit).
         """
         pool = self._get_pool()
         begin = f"BEGIN; {self._sync_sql}{self._claim_lock if exclusive else self._write_lock}"
@@ -510,7 +628,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
                         await conn.execute(begin)
                         result = await current(conn)
                         committing = True
-                        await conn.execute("COMMIT")
+                        await conn.execute(self._notify_commit if notify else "COMMIT")
                     except psycopg.OperationalError as exc:
                         if not committing:
                             await self._rollback(conn)
@@ -632,7 +750,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
 
-        await self._write(run, on_unknown=run)
+        await self._write(run, on_unknown=run, notify=True)
         self._wake()
 
     async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
@@ -684,6 +802,21 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             await conn.execute(sql, (session_id,))
 
         await self._write(run, on_unknown=again)
+
+    async def is_connected(self, session_id: str) -> bool:
+        """Whether the session is marked connected; ``SessionNotFound`` if it is unknown."""
+        check_identifier(session_id, "session_id")
+
+        async def run(conn: Connection) -> bool:
+            cursor = await conn.execute(
+                f"SELECT connected FROM {self._s}.sessions WHERE id = %s", (session_id,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise SessionNotFound(session_id)
+            return bool(row[0])
+
+        return await self._read(run)
 
     # -- scheduling and editing -----------------------------------------------------------
 
@@ -808,7 +941,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         async def run(conn: Connection) -> list[Task]:
             return await self._insert_tasks(conn, [prepared], extra)
 
-        task = (await self._write(run, on_unknown=run))[0]
+        task = (await self._write(run, on_unknown=run, notify=True))[0]
         log_event("created", task.id, session_id, group_id, "pending", extra)
         self._wake()
         return task
@@ -827,7 +960,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         async def run(conn: Connection) -> list[Task]:
             return await self._insert_tasks(conn, prepared, {})
 
-        tasks = await self._write(run, on_unknown=run)
+        tasks = await self._write(run, on_unknown=run, notify=True)
         for t in tasks:
             log_event("created", t.id, t.session_id, t.group_id, "pending", {})
         self._wake()
@@ -889,7 +1022,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             await self._note_own_edit(conn, task)
             return event
 
-        event = await self._write(run)
+        event = await self._write(run, notify=True)
         self._log([event])
         self._wake()
         return event.task

@@ -65,6 +65,7 @@ from ._store_common import (
 )
 from ._store_sqlite_recurring import RECURRENCE_MIGRATION, SQLiteRecurringMixin
 from ._times import from_micros, isoformat, parse_instant, to_micros
+from ._wake_sockets import SocketWaker, supported
 
 __all__ = ["SQLiteTaskStore"]
 
@@ -579,6 +580,10 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
         self._claim_window = CLAIM_WINDOW
         self._open_lock = threading.Lock()
         self._lock: int | None = None
+        # Wake-ups between processes on this file (see _wake_sockets).
+        self._waker = (
+            SocketWaker(self.path) if supported() and self.path not in ("", ":memory:") else None
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteTaskStore({self.path!r}, durability={self.durability!r})"
@@ -596,12 +601,15 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
             self._worker = None
             worker.stop()
             raise
+        self._listen_changed()
 
     async def close(self) -> None:
         """Close the file. Idempotent."""
         worker, self._worker = self._worker, None
         if worker is None:
             return
+        if self._waker is not None:
+            self._waker.close()
         try:
             await worker.submit(self._close_sync, ())
         finally:
@@ -716,6 +724,25 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
             os.close(lock)
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _listen_changed(self) -> None:
+        """Listen on this file's wake-up socket while callbacks wait and the store is open."""
+        waker = self._waker
+        if waker is None:
+            return
+        if self._wakeups and self._worker is not None:
+            if not waker.listening:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    return  # added outside a loop: open() starts listening
+                waker.listen(loop, self._wake_local)
+        elif waker.listening:
+            waker.stop()
+
+    def _announce(self) -> None:
+        if self._waker is not None:
+            self._waker.announce()
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:  # noqa: ANN401
         worker = self._worker
@@ -893,6 +920,22 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
                 raise SessionNotFound(session_id)
 
         await self._transact(run)
+
+    async def is_connected(self, session_id: str) -> bool:
+        """Whether the session is marked connected; ``SessionNotFound`` if it is unknown."""
+        check_identifier(session_id, "session_id")
+
+        def run() -> bool:
+            row = (
+                self._db()
+                .execute("SELECT connected FROM eq_sessions WHERE id = ?", (session_id,))
+                .fetchone()
+            )
+            if row is None:
+                raise SessionNotFound(session_id)
+            return bool(row[0])
+
+        return await self._call(run)
 
     # -- scheduling and editing -----------------------------------------------------------
 

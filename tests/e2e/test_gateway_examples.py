@@ -56,7 +56,12 @@ async def test_the_waha_example_sends_its_post_through_waha(tmp_path: Path) -> N
         waha.add_session("default")
         out = await _run(
             "waha_bot.py",
-            {**_common_env(tmp_path), "WAHA_URL": waha.url, "WAHA_API_KEY": "test-key"},
+            {
+                **_common_env(tmp_path),
+                "WAHA_URL": waha.url,
+                "WAHA_API_KEY": "test-key",
+                "WAHA_HMAC_KEY": "hook-key",
+            },
         )
     assert [(d.session, d.chat_id) for d in waha.delivered] == [("default", GROUP)]
     assert "text: completed" in out
@@ -73,6 +78,7 @@ async def test_the_evolution_example_sends_its_post_through_evolution(tmp_path: 
                 **_common_env(tmp_path),
                 "EVOLUTION_URL": evolution.url,
                 "EVOLUTION_API_KEY": "test-key",
+                "WEBHOOK_API_KEY": "instance-token",
             },
         )
     assert [(d.session, d.chat_id) for d in evolution.delivered] == [("default", GROUP)]

@@ -31,6 +31,7 @@ class FakeEvolution(FakeGateway):
     webhook_url: str | None = None
     instances: dict[str, str] = field(default_factory=dict)
     webhook_answers: list[int] = field(default_factory=list)
+    webhook_sent: list[bytes] = field(default_factory=list)
 
     def add_instance(self, name: str, state: str = "open") -> None:
         self.instances[name] = state
@@ -50,10 +51,12 @@ class FakeEvolution(FakeGateway):
             "server_url": self.url,
             "apikey": self.instance_token,
         }
+        body = json.dumps(event).encode()
+        self.webhook_sent.append(body)
         async with httpx.AsyncClient() as client:
             answer = await client.post(
                 self.webhook_url,
-                content=json.dumps(event).encode(),
+                content=body,
                 headers={"content-type": "application/json"},
             )
         self.webhook_answers.append(answer.status_code)

@@ -126,3 +126,11 @@ class HttpServer:
             writer.write(result.body)
         await writer.drain()
         return headers.get("connection", "").lower() != "close"
+
+
+async def loopback_resolver(host: str, port: int) -> list[str]:
+    """A transport ``resolver`` mapping every media host to 127.0.0.1: tests never use DNS.
+
+    Use it with ``allow_private_media=True``: loopback is refused otherwise.
+    """
+    return ["127.0.0.1"]

@@ -34,6 +34,7 @@ class FakeWaha(FakeGateway):
     webhook_url: str | None = None
     sessions: dict[str, str] = field(default_factory=dict)
     webhook_answers: list[int] = field(default_factory=list)
+    webhook_sent: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
     def add_session(self, name: str, status: str = "WORKING") -> None:
         self.sessions[name] = status
@@ -45,7 +46,7 @@ class FakeWaha(FakeGateway):
             return
         now_ms = int(time.time() * 1000)
         event = {
-            "id": f"evt_{now_ms:026x}",
+            "id": f"evt_{now_ms:016x}{len(self.webhook_sent):010x}",
             "timestamp": now_ms,
             "session": name,
             "metadata": {},
@@ -80,6 +81,7 @@ class FakeWaha(FakeGateway):
                 self.hmac_key.encode(), body, hashlib.sha512
             ).hexdigest()
             headers["X-Webhook-Hmac-Algorithm"] = "sha512"
+        self.webhook_sent.append((body, headers))
         async with httpx.AsyncClient() as client:
             answer = await client.post(self.webhook_url, content=body, headers=headers)
         self.webhook_answers.append(answer.status_code)

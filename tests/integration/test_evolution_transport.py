@@ -23,7 +23,7 @@ from engagequeue.transports import (
 )
 from fakes import openapi
 from fakes.evolution import FakeEvolution, connection_closed_500
-from fakes.http import HttpServer, Request, Response
+from fakes.http import HttpServer, Request, Response, loopback_resolver
 
 GROUP = "120363012345678901@g.us"
 
@@ -49,7 +49,12 @@ async def evolution() -> AsyncIterator[FakeEvolution]:
 @pytest.fixture
 async def transport(evolution: FakeEvolution) -> AsyncIterator[EvolutionTransport]:
     async with EvolutionTransport(
-        evolution.url, api_key="test-key", timeout=2.0, text_retry_delays=(0.0,)
+        evolution.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="test-key",
+        timeout=2.0,
+        text_retry_delays=(0.0,),
     ) as t:
         yield t
 
@@ -76,7 +81,13 @@ async def test_a_text_post_goes_to_send_text_with_the_apikey_header(
 
 
 async def test_presence_delay_is_sent_as_evolutions_delay(evolution: FakeEvolution) -> None:
-    async with EvolutionTransport(evolution.url, api_key="test-key", presence_delay_ms=1200) as t:
+    async with EvolutionTransport(
+        evolution.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="test-key",
+        presence_delay_ms=1200,
+    ) as t:
         await t.send("shop", GROUP, Payload.text("typing first"))
     assert evolution.sends()[0].json()["delay"] == 1200
 
@@ -164,13 +175,20 @@ async def test_a_voice_note_whose_text_meets_a_closed_connection_is_a_partial_se
 
 
 async def test_a_wrong_api_key_is_a_permanent_error_that_says_so(evolution: FakeEvolution) -> None:
-    async with EvolutionTransport(evolution.url, api_key="wrong") as bad:
+    async with EvolutionTransport(
+        evolution.url, allow_private_media=True, resolver=loopback_resolver, api_key="wrong"
+    ) as bad:
         with pytest.raises(PermanentTransportError, match="API key"):
             await bad.send("shop", GROUP, Payload.text("hi"))
 
 
 async def test_the_instance_token_is_accepted_as_key(evolution: FakeEvolution) -> None:
-    async with EvolutionTransport(evolution.url, api_key="instance-token") as t:
+    async with EvolutionTransport(
+        evolution.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="instance-token",
+    ) as t:
         await t.send("shop", GROUP, Payload.text("hi"))
     assert len(evolution.delivered) == 1
 
@@ -236,7 +254,13 @@ async def test_rate_limits_and_server_errors_are_transient(
 async def test_slow_answers_and_dropped_connections_are_transient(
     evolution: FakeEvolution,
 ) -> None:
-    async with EvolutionTransport(evolution.url, api_key="test-key", timeout=0.2) as t:
+    async with EvolutionTransport(
+        evolution.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="test-key",
+        timeout=0.2,
+    ) as t:
         evolution.delay_next(1.0)
         with pytest.raises(TransientTransportError, match="in time"):
             await t.send("shop", GROUP, Payload.text("slow"))
@@ -284,6 +308,8 @@ async def test_session_status_of_unknown_and_unreachable_instances(
 
 
 async def test_session_status_with_a_wrong_key_raises(evolution: FakeEvolution) -> None:
-    async with EvolutionTransport(evolution.url, api_key="wrong") as bad:
+    async with EvolutionTransport(
+        evolution.url, allow_private_media=True, resolver=loopback_resolver, api_key="wrong"
+    ) as bad:
         with pytest.raises(PermanentTransportError, match="API key"):
             await bad.session_status("shop")

@@ -597,6 +597,13 @@ async def test_the_openapi_document_describes_every_endpoint_body_and_error(clie
         ("PUT", task_path): {"200", "400", "404", "409", "412", "413", "415", "422", "500"},
         ("DELETE", task_path): {"200", "404", "409", "412", "422", "500"},
         ("GET", f"{task_path}/events"): {"200", "404", "422", "500"},
+        ("GET", "/api/sessions/{session_id}/groups/{group_id}/connection"): {
+            "200",
+            "403",
+            "404",
+            "422",
+            "500",
+        },
     }
     assert set(operations) == set(expected)
     error_ref = "#/components/schemas/ErrorBody"
@@ -658,5 +665,6 @@ def test_engagequeue_http_exports_exactly_its_public_names():
         "Authorize",
         "create_app",
         "create_router",
+        "create_webhook_router",
     ]
     assert engagequeue.http.DEFAULT_MAX_BODY_SIZE == 64 * 1024

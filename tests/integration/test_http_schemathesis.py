@@ -71,6 +71,7 @@ OPERATIONS = [
     ("PUT", "/api/moderation/engagement/{task_id}"),
     ("DELETE", "/api/moderation/engagement/{task_id}"),
     ("GET", "/api/moderation/engagement/{task_id}/events"),
+    ("GET", "/api/sessions/{session_id}/groups/{group_id}/connection"),
 ]
 CHECKS = [
     not_a_server_error,

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -880,14 +879,7 @@ async def test_nul_characters_in_reasons_are_replaced_and_in_ids_refused(
 DOC = Path(__file__).resolve().parents[2] / "docs" / "postgres.md"
 
 
-def test_the_code_on_the_postgres_page_runs(schemas: list[str]) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-    assert blocks
-    schemas.append(new_schema())
-    for block in blocks:
-        code = block.replace('"engagequeue_demo"', repr(schemas[0]))
-        code = code.replace('"postgresql://postgres@127.0.0.1:5432/test"', repr(POSTGRES_DSN))
-        exec(compile(code, str(DOC), "exec"), {"__name__": "docs_postgres"})  # noqa: S102
+# Its code runs with every other page's (tests/markdown_docs.py).
 
 
 def test_the_page_names_the_lock_key_the_store_uses() -> None:

@@ -17,7 +17,7 @@ from engagequeue.transports import (
     stable_message_id,
 )
 from fakes.gateway import Delivered, wait_for
-from fakes.http import HttpServer, Request, Response
+from fakes.http import HttpServer, Request, Response, loopback_resolver
 from fakes.waha import FakeWaha, connection_closed_500
 
 KEY = "webhook-secret"
@@ -102,7 +102,14 @@ async def test_posts_arrive_exactly_once_when_the_webhook_reports_the_session_do
     async with (
         SQLiteTaskStore(tmp_path / "e2e.sqlite3") as store,
         FakeWaha(engine="NOWEB", hmac_key=KEY) as waha,
-        WahaTransport(waha.url, api_key="test-key", message_ids=True, timeout=2.0) as transport,
+        WahaTransport(
+            waha.url,
+            allow_private_media=True,
+            resolver=loopback_resolver,
+            api_key="test-key",
+            message_ids=True,
+            timeout=2.0,
+        ) as transport,
     ):
         waha.add_session("main")
         tasks = await schedule_posts(store)
@@ -145,7 +152,14 @@ async def test_posts_arrive_once_when_a_send_meets_connection_closed_and_the_sch
     async with (
         SQLiteTaskStore(tmp_path / "e2e.sqlite3") as store,
         FakeWaha(engine="NOWEB") as waha,
-        WahaTransport(waha.url, api_key="test-key", message_ids=True, timeout=2.0) as transport,
+        WahaTransport(
+            waha.url,
+            allow_private_media=True,
+            resolver=loopback_resolver,
+            api_key="test-key",
+            message_ids=True,
+            timeout=2.0,
+        ) as transport,
     ):
         waha.add_session("main")
         tasks = await schedule_posts(store)

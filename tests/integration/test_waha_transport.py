@@ -27,7 +27,7 @@ from engagequeue.transports import (
     stable_message_id,
 )
 from fakes import openapi
-from fakes.http import HttpServer, Request, Response
+from fakes.http import HttpServer, Request, Response, loopback_resolver
 from fakes.waha import FakeWaha, connection_closed_500
 
 GROUP = "120363012345678901@g.us"
@@ -51,7 +51,12 @@ async def waha() -> AsyncIterator[FakeWaha]:
 @pytest.fixture
 async def transport(waha: FakeWaha) -> AsyncIterator[WahaTransport]:
     async with WahaTransport(
-        waha.url, api_key="test-key", timeout=2.0, text_retry_delays=(0.0, 0.0)
+        waha.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="test-key",
+        timeout=2.0,
+        text_retry_delays=(0.0, 0.0),
     ) as t:
         yield t
 
@@ -172,7 +177,9 @@ async def test_when_the_text_after_a_voice_note_fails_the_voice_note_is_not_rese
 
 
 async def test_a_wrong_api_key_is_a_permanent_error_that_says_so(waha: FakeWaha) -> None:
-    async with WahaTransport(waha.url, api_key="wrong") as bad:
+    async with WahaTransport(
+        waha.url, allow_private_media=True, resolver=loopback_resolver, api_key="wrong"
+    ) as bad:
         with pytest.raises(PermanentTransportError, match="API key") as info:
             await bad.send("main", GROUP, Payload.text("hi"))
     assert "401" in str(info.value)
@@ -235,7 +242,13 @@ async def test_a_slow_answer_is_a_transient_timeout_that_says_it_may_have_been_s
     waha: FakeWaha,
 ) -> None:
     waha.delay_next(1.0)
-    async with WahaTransport(waha.url, api_key="test-key", timeout=0.2) as impatient:
+    async with WahaTransport(
+        waha.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="test-key",
+        timeout=0.2,
+    ) as impatient:
         with pytest.raises(TransientTransportError, match="may still be delivered"):
             await impatient.send("main", GROUP, Payload.text("slow"))
 
@@ -316,7 +329,12 @@ async def test_the_media_probe_never_carries_the_gateway_key(waha: FakeWaha) -> 
         seen.append(request.headers)
         return Response(200, b"", {"content-type": "image/png", "content-length": "1000"})
 
-    async with HttpServer(media_host) as host, WahaTransport(waha.url, api_key="test-key") as t:
+    async with (
+        HttpServer(media_host) as host,
+        WahaTransport(
+            waha.url, allow_private_media=True, resolver=loopback_resolver, api_key="test-key"
+        ) as t,
+    ):
         await t.send("main", GROUP, Payload.image(f"{host.url}/banner"))
     assert seen
     assert all("x-api-key" not in headers for headers in seen)
@@ -326,7 +344,13 @@ async def test_the_media_probe_never_carries_the_gateway_key(waha: FakeWaha) -> 
 
 
 async def test_without_probing_an_untyped_url_needs_a_mimetype(waha: FakeWaha) -> None:
-    async with WahaTransport(waha.url, api_key="test-key", probe_media=False) as t:
+    async with WahaTransport(
+        waha.url,
+        allow_private_media=True,
+        resolver=loopback_resolver,
+        api_key="test-key",
+        probe_media=False,
+    ) as t:
         with pytest.raises(InvalidPostError, match="mimetype"):
             await t.send("main", GROUP, Payload.image("https://picsum.example/1024"))
         await t.send(
@@ -340,7 +364,13 @@ async def test_without_probing_an_untyped_url_needs_a_mimetype(waha: FakeWaha) -
 async def test_a_stable_message_id_is_passed_to_engines_that_accept_one() -> None:
     async with FakeWaha(engine="NOWEB") as waha:
         waha.add_session("main")
-        async with WahaTransport(waha.url, api_key="test-key", message_ids=True) as t:
+        async with WahaTransport(
+            waha.url,
+            allow_private_media=True,
+            resolver=loopback_resolver,
+            api_key="test-key",
+            message_ids=True,
+        ) as t:
             token = _CURRENT_TASK.set(task("task-42", attempts=0))
             try:
                 first = await t.send("main", GROUP, Payload.text("hello"))
@@ -394,7 +424,9 @@ async def test_session_status_of_an_unknown_session_is_disconnected(
 
 
 async def test_session_status_with_a_wrong_key_raises(waha: FakeWaha) -> None:
-    async with WahaTransport(waha.url, api_key="wrong") as bad:
+    async with WahaTransport(
+        waha.url, allow_private_media=True, resolver=loopback_resolver, api_key="wrong"
+    ) as bad:
         with pytest.raises(PermanentTransportError, match="API key"):
             await bad.session_status("main")
 
@@ -415,7 +447,9 @@ async def test_session_names_are_escaped_in_paths(waha: FakeWaha, transport: Wah
 
 
 async def test_closing_the_transport_closes_its_pool(waha: FakeWaha) -> None:
-    t = WahaTransport(waha.url, api_key="test-key")
+    t = WahaTransport(
+        waha.url, allow_private_media=True, resolver=loopback_resolver, api_key="test-key"
+    )
     async with t:
         await t.send("main", GROUP, Payload.text("hi"))
     with pytest.raises(RuntimeError):

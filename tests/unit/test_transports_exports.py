@@ -14,14 +14,21 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 def test_exported_names_are_exactly_the_intended_ones() -> None:
     assert sorted(transports.__all__) == transports.__all__
     assert set(transports.__all__) == {
+        "DEFAULT_MAX_AGE",
+        "DEFAULT_MAX_BODY_BYTES",
         "EvolutionTransport",
         "InvalidPostError",
         "PartialSendError",
         "SessionEventTarget",
         "SessionStatus",
         "SessionStatusEvent",
+        "UnsafeMediaURLError",
         "WahaTransport",
+        "WebhookBodyTooLargeError",
+        "WebhookConfigError",
         "WebhookError",
+        "WebhookGuard",
+        "WebhookReplayError",
         "WebhookSignatureError",
         "apply_session_event",
         "evolution_session_status",

@@ -9,7 +9,16 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from email.message import Message
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Final,
+    Literal,
+    Protocol,
+    runtime_checkable,
+)
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,10 +32,20 @@ from engagequeue._errors import TaskConflict, TaskNotFound, ValidationError, Ver
 from engagequeue._models import Payload, Task, TaskStatus
 from engagequeue._times import parse_instant
 
+from ._console import add_console_routes
 from ._errors import HTTPError, error_response, not_found, response_for
 from ._params import merge_payload, parse_bound, parse_status_filter, to_http
 from ._recurring import add_recurring_routes
-from ._schemas import EDIT_FIELDS, EditBody, ErrorBody, EventBody, PageBody, ScheduleBody, TaskBody
+from ._schemas import (
+    EDIT_FIELDS,
+    ConnectionBody,
+    EditBody,
+    ErrorBody,
+    EventBody,
+    PageBody,
+    ScheduleBody,
+    TaskBody,
+)
 
 if TYPE_CHECKING:
     from starlette.types import Message as ASGIMessage
@@ -52,6 +71,13 @@ _GROUP_PATH: Final = "/api/sessions/{session_id}/groups/{group_id}/engagement"
 
 
 _Responses = dict[int | str, dict[str, Any]]
+
+
+@runtime_checkable
+class _ConnectionStates(Protocol):
+    """A store that can say whether a session is connected (both built-in stores can)."""
+
+    async def is_connected(self, session_id: str) -> bool: ...
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -326,6 +352,16 @@ class _Endpoints:
         )
         return _json(converter.unstructure(page))
 
+    async def connection(
+        self, request: Request, session_id: SessionId, group_id: GroupId
+    ) -> JSONResponse:
+        """Whether the group's session is connected (its posts wait while it is not)."""
+        await self._require_group(request, "read", session_id, group_id)
+        if not isinstance(self.store, _ConnectionStates):  # pragma: no cover - route not added
+            raise HTTPError(404, "this store does not report session connections")
+        connected = await self.store.is_connected(session_id)
+        return _json({"sessionId": session_id, "groupId": group_id, "connected": connected})
+
     async def read(self, request: Request, task_id: TaskId) -> JSONResponse:
         """Read a post."""
         task = await self._task_in_scope(request, task_id, "read")
@@ -407,6 +443,7 @@ def create_router(
     *,
     authorize: Authorize | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    console: bool = False,
 ) -> APIRouter:
     """Build the moderation endpoints over ``store``, ready for ``app.include_router``.
 
@@ -425,6 +462,9 @@ def create_router(
             task, so task ids cannot be probed. It may raise ``fastapi.HTTPException`` (a 401,
             say), which is answered in the error shape with its headers.
         max_body_size: the largest request body accepted, in bytes (413 beyond it).
+        console: also serve the moderation console page at ``/moderation/``
+            (``/moderation/?session=S&group=G`` opens that group). The page calls only
+            these endpoints, so ``authorize`` decides what it shows. See docs/console.md.
 
     Returns:
         An ``APIRouter`` whose routes answer every error as
@@ -457,6 +497,7 @@ def create_router(
             "conflict": {409: _ERROR_409_RECURRENCE},
         },
     )
+    group_errors: _Responses = {403: _ERROR_403, 404: _error("No such session."), 422: _ERROR_422}
     router.add_api_route(
         _GROUP_PATH,
         endpoints.schedule,
@@ -482,9 +523,7 @@ def create_router(
         response_model=None,
         responses={
             200: {"model": PageBody, "description": "Posts by scheduled time, then id."},
-            403: _ERROR_403,
-            404: _error("No such session."),
-            422: _ERROR_422,
+            **group_errors,
         },
     )
     router.add_api_route(
@@ -548,6 +587,23 @@ def create_router(
             **task_errors,
         },
     )
+    if isinstance(store, _ConnectionStates):
+        router.add_api_route(
+            "/api/sessions/{session_id}/groups/{group_id}/connection",
+            endpoints.connection,
+            methods=["GET"],
+            operation_id="getGroupConnection",
+            summary="Whether the group's session is connected",
+            description="Read-only; authorised like the history (action `read`). While the "
+            "session is disconnected, the group's due posts wait for the reconnection.",
+            response_model=None,
+            responses={
+                200: {"model": ConnectionBody, "description": "The session's state."},
+                **group_errors,
+            },
+        )
+    if console:
+        add_console_routes(router)
     return router
 
 
@@ -560,6 +616,7 @@ def create_app(
     *,
     authorize: Authorize | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    console: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving ``create_router(store, ...)``, with the error shape everywhere.
 
@@ -572,8 +629,9 @@ def create_app(
         store: the ``TaskStore`` to serve.
         authorize: see ``create_router``.
         max_body_size: see ``create_router``.
+        console: see ``create_router``: serve the moderation console at ``/moderation/``.
     """
-    router = create_router(store, authorize=authorize, max_body_size=max_body_size)
+    router = create_router(store, authorize=authorize, max_body_size=max_body_size, console=console)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

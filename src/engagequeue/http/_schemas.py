@@ -14,6 +14,7 @@ from engagequeue._models import MAX_TEXT_LENGTH, MAX_URL_LENGTH
 
 __all__ = [
     "EDIT_FIELDS",
+    "ConnectionBody",
     "EditBody",
     "ErrorBody",
     "ErrorItem",
@@ -167,6 +168,16 @@ class EventBody(BaseModel):
     at: str = Field(json_schema_extra={"format": "date-time"})
     kind: str = Field(description="created, edited, claimed, sending, completed, retried, ...")
     detail: dict[str, Any]
+
+
+class ConnectionBody(BaseModel):
+    """Whether the group's session is connected: its due posts leave only while it is."""
+
+    session_id: str = Field(alias="sessionId")
+    group_id: str = Field(alias="groupId")
+    connected: bool = Field(
+        description="False while the session is disconnected: its posts wait for it."
+    )
 
 
 class ErrorItem(BaseModel):

@@ -11,10 +11,22 @@ from typing import TYPE_CHECKING, Any
 
 from engagequeue._abc import SessionStatus
 
-from ._errors import InvalidPostError, PartialSendError, WebhookError, WebhookSignatureError
+from ._errors import (
+    InvalidPostError,
+    PartialSendError,
+    UnsafeMediaURLError,
+    WebhookBodyTooLargeError,
+    WebhookConfigError,
+    WebhookError,
+    WebhookReplayError,
+    WebhookSignatureError,
+)
 from ._webhooks import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_BODY_BYTES,
     SessionEventTarget,
     SessionStatusEvent,
+    WebhookGuard,
     apply_session_event,
     evolution_session_status,
     handle_evolution_webhook,
@@ -31,14 +43,21 @@ if TYPE_CHECKING:
     from ._waha import WahaTransport
 
 __all__ = [
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_BODY_BYTES",
     "EvolutionTransport",
     "InvalidPostError",
     "PartialSendError",
     "SessionEventTarget",
     "SessionStatus",
     "SessionStatusEvent",
+    "UnsafeMediaURLError",
     "WahaTransport",
+    "WebhookBodyTooLargeError",
+    "WebhookConfigError",
     "WebhookError",
+    "WebhookGuard",
+    "WebhookReplayError",
     "WebhookSignatureError",
     "apply_session_event",
     "evolution_session_status",

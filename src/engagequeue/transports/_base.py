@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import logging
 import re
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -21,8 +24,9 @@ from engagequeue._errors import (
     TransientTransportError,
     TransportError,
 )
+from engagequeue._hosts import IPAddress, ip_of_host, normalise_host, refusal_of
 
-from ._errors import InvalidPostError, PartialSendError
+from ._errors import InvalidPostError, PartialSendError, UnsafeMediaURLError
 from ._media import Media, apply_probe, check_chat_id, check_media
 
 if TYPE_CHECKING:
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "GatewayTransport",
+    "Resolver",
     "answer_text",
     "message_id_of",
     "send_voice_then_text",
@@ -47,6 +52,29 @@ DEFAULT_MEDIA_PROBE_TIMEOUT: Final = httpx.Timeout(10.0)
 _TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
 _CONNECTION_CLOSED: Final = re.compile(r"connection\s+closed", re.IGNORECASE)
 _MAX_ERROR_TEXT: Final = 300
+_MAX_MEDIA_REDIRECTS: Final = 5
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+"""``async (host, port) -> [ip, ...]``: every address a host name resolves to."""
+
+_PRIVATE_RULE: Final = (
+    "its host is, or resolves to, an address that is not globally routable "
+    "(loopback, private, link-local, shared, multicast, reserved or unspecified); "
+    "allow_private_media=False refuses such media URLs before any connection"
+)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve ``host`` with the operating system's resolver (``getaddrinfo``)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _refused(url: str, rule: str) -> UnsafeMediaURLError:
+    return UnsafeMediaURLError(
+        f"payload.media_url {url!r} is refused: {rule}", field="payload.media_url"
+    )
 
 
 @cache
@@ -120,12 +148,16 @@ class GatewayTransport:
         headers: Mapping[str, str] | None = None,
         verify: ssl.SSLContext | bool = True,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        allow_private_media: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in {"http", "https"} or not url.host:
             raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
         self.base_url = str(url).rstrip("/")
         self.probe_media = probe_media
+        self.allow_private_media = allow_private_media
+        self._resolver: Resolver = resolver or system_resolver
         all_headers = {"Accept": "application/json", **(headers or {})}
         if api_key:
             all_headers[self._auth_header] = api_key
@@ -142,9 +174,10 @@ class GatewayTransport:
             verify=_default_ssl_context() if verify is True else verify,
         )
         # Media URLs point at third-party hosts: a separate client that never carries the key.
+        # Redirects are followed by hand, so that every hop's host is checked and pinned.
         self._probe_client = httpx.AsyncClient(
             timeout=media_probe_timeout,
-            follow_redirects=True,
+            follow_redirects=False,
             transport=http_transport,
             verify=_default_ssl_context(),
         )
@@ -187,20 +220,100 @@ class GatewayTransport:
             )
         check_chat_id(group_id)
 
+    async def _addresses(self, url: str) -> list[IPAddress]:
+        """Check a media URL's host; return the addresses it may be fetched from.
+
+        An IP literal in any spelling is read as parsers read it; a name is resolved and
+        every address it resolves to is checked, so a name with one private address among
+        public ones is refused too.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS:
+            raise _refused(url, "only http and https media URLs can be fetched")
+        try:
+            port = parts.port or _DEFAULT_PORTS[parts.scheme]
+            literal = ip_of_host(parts.hostname or "")
+            name = normalise_host(parts.hostname or "").encode("idna").decode("ascii")
+        except (ValueError, UnicodeError):
+            raise _refused(url, "its host is not a valid host name or IP address") from None
+        if literal is not None:
+            addresses: list[IPAddress] = [literal]
+        elif not name:
+            raise _refused(url, "it has no host")
+        else:
+            try:
+                found = await self._resolver(name, port)
+            except OSError as exc:
+                raise TransientTransportError(
+                    f"the host of the media URL {url!r} cannot be resolved now "
+                    f"({type(exc).__name__}); try again later"
+                ) from exc
+            try:
+                addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
+            except ValueError:
+                raise _refused(
+                    url, "its host resolves to something that is not an address"
+                ) from None
+            if not addresses:
+                raise TransientTransportError(
+                    f"the host of the media URL {url!r} resolves to no address now; try again later"
+                )
+        if not self.allow_private_media and any(refusal_of(a) for a in addresses):
+            raise _refused(url, _PRIVATE_RULE)
+        return addresses
+
+    async def _head(self, url: str, addresses: Sequence[IPAddress]) -> httpx.Response:
+        """``HEAD`` a media URL, checking and pinning every redirect hop.
+
+        The request connects to an address that ``_addresses`` checked (the URL's host
+        goes in the ``Host`` header and TLS SNI), so a name that resolves differently a
+        moment later (DNS rebinding) cannot steer the probe elsewhere.
+        """
+        current = url
+        for hop in range(_MAX_MEDIA_REDIRECTS + 1):
+            address = (addresses if hop == 0 else await self._addresses(current))[0]
+            parts = urlsplit(current)
+            hostname = normalise_host(parts.hostname or "").encode("idna").decode("ascii")
+            port = parts.port
+            target = httpx.URL(
+                scheme=parts.scheme,
+                host=str(address),
+                port=port,
+                path=parts.path or "/",
+                query=parts.query.encode(),
+            )
+            host_header = f"[{hostname}]" if ":" in hostname else hostname
+            if port is not None:
+                host_header += f":{port}"
+            extensions = {} if ip_of_host(hostname) is not None else {"sni_hostname": hostname}
+            response = await self._probe_client.head(
+                target, headers={"Host": host_header}, extensions=extensions
+            )
+            location = response.headers.get("location")
+            if not response.is_redirect or not location:
+                return response
+            current = urljoin(current, location)
+        raise InvalidPostError(
+            f"the media URL {url!r} redirects more than {_MAX_MEDIA_REDIRECTS} times",
+            field="payload.media_url",
+        )
+
     async def _media(self, payload: Payload) -> Media:
         can_convert = payload.media_type in self._convertible
         media = check_media(payload, can_convert=can_convert, require_mimetype=not self.probe_media)
+        # Checked even without a probe: the gateway fetches this URL from its own network.
+        addresses = await self._addresses(media.url)
         if not self.probe_media:
             return media
         try:
-            response = await self._probe_client.head(media.url)
+            response = await self._head(media.url, addresses)
         except httpx.TimeoutException as exc:
             raise TransientTransportError(
-                f"the media URL {media.url!r} did not answer in time: {exc!r}"
+                f"the media URL {media.url!r} did not answer in time ({type(exc).__name__})"
             ) from exc
         except httpx.HTTPError as exc:
             raise TransientTransportError(
-                f"the media URL {media.url!r} cannot be reached: {exc!r}"
+                f"the media URL {media.url!r} cannot be reached ({type(exc).__name__})"
             ) from exc
         if response.status_code in {404, 410}:
             raise InvalidPostError(

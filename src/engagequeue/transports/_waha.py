@@ -19,6 +19,7 @@ from ._base import (
     DEFAULT_MEDIA_PROBE_TIMEOUT,
     DEFAULT_TIMEOUT,
     GatewayTransport,
+    Resolver,
     answer_json,
     send_voice_then_text,
 )
@@ -74,6 +75,14 @@ class WahaTransport(GatewayTransport):
         verify: TLS verification of the gateway: ``False``, or an ``ssl.SSLContext`` for a
             gateway behind a private certificate authority.
         http_transport: an ``httpx`` transport to use instead of the network (for tests).
+        allow_private_media: let media URLs whose host is, or resolves to, a loopback,
+            private, link-local or other non-public address through. Off by default: such
+            a URL is refused (``UnsafeMediaURLError``, a ``PermanentTransportError``)
+            before any connection, since the probe and the gateway would fetch it from
+            inside your network. Turn it on only where the media server shares a private
+            network with the gateway and everyone who can schedule posts is trusted.
+        resolver: ``async (host, port) -> [ip, ...]`` used to resolve media hosts before
+            they are checked and connected to (default: the system resolver).
     """
 
     gateway: ClassVar[str] = "WAHA"
@@ -96,6 +105,8 @@ class WahaTransport(GatewayTransport):
         headers: Mapping[str, str] | None = None,
         verify: ssl.SSLContext | bool = True,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        allow_private_media: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -107,6 +118,8 @@ class WahaTransport(GatewayTransport):
             headers=headers,
             verify=verify,
             http_transport=http_transport,
+            allow_private_media=allow_private_media,
+            resolver=resolver,
         )
         self.message_ids = message_ids
         self.link_preview = link_preview

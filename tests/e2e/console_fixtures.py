@@ -1,7 +1,6 @@
 """Fixtures of the console's browser tests: the real app under uvicorn, a headless Chromium.
 
-The browser tests import them by name: a conftest.py in this folder would shadow
-tests/conftest.py for the modules that do ``from conftest import ...``.
+The browser tests import them by name, so that they stay with the console's tests.
 
 The browser is Debian's ``/usr/bin/chromium`` driven by Playwright's Python package with
 ``executable_path``; nothing ever downloads a browser. Without it the tests skip, saying how

@@ -18,7 +18,7 @@ from engagequeue.http import create_app
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from conftest import StoreFactory
+    from store_support import StoreFactory
 
 PAST = "2026-01-01T08:00:00Z"
 LATER = "2999-01-01T08:00:00Z"

@@ -30,7 +30,6 @@ import psycopg
 import pytest
 
 import engagequeue
-from conftest import POSTGRES_DSN, populate_every_status
 from engagequeue import (
     EngageQueueError,
     OutcomeUnknownError,
@@ -45,6 +44,7 @@ from engagequeue import (
     _store_common,
 )
 from engagequeue._store_postgres import SCHEMA_VERSION
+from store_support import POSTGRES_DSN, populate_every_status
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engagequeue
-from conftest import populate_every_status
 from engagequeue import EngageQueueError, Payload, SQLiteTaskStore, TaskStatus, ValidationError
 from engagequeue._store_sqlite import SCHEMA_VERSION
+from store_support import populate_every_status
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SRC = str(Path(engagequeue.__file__).resolve().parents[1])

@@ -503,8 +503,8 @@ class PostgresStoreAgainstModel(StoreAgainstModel):
     """The same model, driving a PostgresTaskStore in a fresh schema."""
 
     async def open_store(self) -> Any:
-        from conftest import POSTGRES_DSN
         from engagequeue import PostgresTaskStore
+        from store_support import POSTGRES_DSN
 
         store = PostgresTaskStore(
             POSTGRES_DSN, schema=f"eq_model_{uuid.uuid4().hex[:12]}", on_expired=self.on_expired

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import engagequeue
-from conftest import POSTGRES_DSN
 from engagequeue import InMemoryTransport, Payload, Scheduler, SQLiteTaskStore, TaskStatus
 from engagequeue._times import isoformat, utcnow
+from store_support import POSTGRES_DSN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from conftest import StoreFactory
+    from store_support import StoreFactory
 
 POLL = 30.0
 BOUND = 3.0

@@ -16,6 +16,8 @@ from ._errors import (
     EngageQueueError,
     OutcomeUnknownError,
     PermanentTransportError,
+    RecurrenceConflict,
+    RecurrenceNotFound,
     SessionDisconnectedError,
     SessionNotFound,
     TaskConflict,
@@ -34,6 +36,14 @@ from ._models import (
     Task,
     TaskEvent,
     TaskStatus,
+)
+from ._recurrence import (
+    Recurrence,
+    RecurrenceStatus,
+    daily_rule,
+    monthly_rule,
+    occurrences,
+    weekly_rule,
 )
 from ._retry import RetryPolicy, is_testing, set_testing
 from ._scheduler import Scheduler
@@ -61,6 +71,10 @@ __all__ = [
     "PostComposer",
     "PostgresTaskStore",
     "ProductLink",
+    "Recurrence",
+    "RecurrenceConflict",
+    "RecurrenceNotFound",
+    "RecurrenceStatus",
     "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",
@@ -82,8 +96,12 @@ __all__ = [
     "ValidationError",
     "VersionConflict",
     "current_task",
+    "daily_rule",
     "is_testing",
+    "monthly_rule",
+    "occurrences",
     "set_testing",
+    "weekly_rule",
 ]
 
 __version__ = "0.1.0.dev0"

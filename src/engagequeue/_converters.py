@@ -19,6 +19,7 @@ import cattrs
 
 from ._errors import ValidationError
 from ._models import MediaType, Page, Payload, Task, TaskEvent, TaskStatus
+from ._recurrence import Recurrence, RecurrenceStatus
 from ._times import parse_instant
 
 __all__ = ["JSON_FIELDS", "converter", "isoformat", "json_field"]
@@ -44,6 +45,9 @@ JSON_FIELDS: Final[Mapping[str, str]] = {
     "updated_at": "updatedAt",
     "start": "startDate",
     "end": "endDate",
+    "recurrence_id": "recurrenceId",
+    "starts_at": "startsAt",
+    "next_at": "nextAt",
 }
 """Python field names (as ``ValidationError.field`` carries them) and their JSON keys."""
 
@@ -117,6 +121,32 @@ def _unstructure_task(task: Task) -> dict[str, Any]:
         "createdAt": isoformat(task.created_at),
         "updatedAt": isoformat(task.updated_at),
         "version": task.version,
+        "recurrenceId": task.recurrence_id,
+    }
+
+
+def _unstructure_recurrence(recurrence: Recurrence) -> dict[str, Any]:
+    payload = recurrence.payload
+    until, next_at = recurrence.until, recurrence.next_at
+    return {
+        "id": recurrence.id,
+        "sessionId": recurrence.session_id,
+        "groupId": recurrence.group_id,
+        "mediaType": payload.media_type.value,
+        "content": payload.content,
+        "mediaUrl": payload.media_url,
+        "rule": recurrence.rule,
+        "timezone": recurrence.timezone,
+        "startsAt": isoformat(recurrence.starts_at),
+        "until": None if until is None else isoformat(until),
+        "count": recurrence.count,
+        "status": recurrence.status.value,
+        "nextAt": None if next_at is None else isoformat(next_at),
+        "nextTaskId": recurrence.next_task_id,
+        "issued": recurrence.issued,
+        "maxAttempts": recurrence.max_attempts,
+        "createdAt": isoformat(recurrence.created_at),
+        "updatedAt": isoformat(recurrence.updated_at),
     }
 
 
@@ -144,6 +174,7 @@ def _structure_task(data: Mapping[str, Any], _: type[Task]) -> Task:
             created_at=parse_instant(_require(data, "createdAt"), "createdAt"),
             updated_at=parse_instant(_require(data, "updatedAt"), "updatedAt"),
             version=_int(data.get("version", 1), "version"),
+            recurrence_id=_optional_str(data.get("recurrenceId"), "recurrenceId"),
         ),
     )
 
@@ -201,13 +232,14 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
     conv.register_unstructure_hook(datetime, isoformat)
     conv.register_structure_hook(datetime, lambda value, _: parse_instant(value))
-    for enum_type in (MediaType, TaskStatus):
+    for enum_type in (MediaType, TaskStatus, RecurrenceStatus):
         conv.register_unstructure_hook(enum_type, lambda member: member.value)
     conv.register_unstructure_hook(Task, _unstructure_task)
     conv.register_structure_hook(Task, _structure_task)
     conv.register_unstructure_hook(TaskEvent, _unstructure_event)
     conv.register_structure_hook(TaskEvent, _structure_event)
     conv.register_unstructure_hook(Page, _unstructure_page)
+    conv.register_unstructure_hook(Recurrence, _unstructure_recurrence)
     conv.register_structure_hook(Page, _structure_page)
     return conv
 

@@ -6,12 +6,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._models import TaskStatus
+    from ._recurrence import RecurrenceStatus
 
 __all__ = [
     "CompositionError",
     "EngageQueueError",
     "OutcomeUnknownError",
     "PermanentTransportError",
+    "RecurrenceConflict",
+    "RecurrenceNotFound",
     "SessionDisconnectedError",
     "SessionNotFound",
     "TaskConflict",
@@ -134,3 +137,24 @@ class CompositionError(EngageQueueError):
     def __init__(self, message: str, violations: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.violations = violations
+
+
+class RecurrenceNotFound(EngageQueueError, LookupError):  # noqa: N818 - contract name
+    """No recurrence has this id."""
+
+    def __init__(self, recurrence_id: str) -> None:
+        super().__init__(f"no recurrence with id {recurrence_id!r}")
+        self.recurrence_id = recurrence_id
+
+
+class RecurrenceConflict(EngageQueueError):  # noqa: N818 - named like TaskConflict
+    """The recurrence is not in a state that allows the operation (it has ended).
+
+    ``status`` holds its current ``RecurrenceStatus``, ``operation`` what was refused.
+    """
+
+    def __init__(self, recurrence_id: str, status: RecurrenceStatus, operation: str) -> None:
+        super().__init__(f"cannot {operation} recurrence {recurrence_id!r}: it is {status.value}")
+        self.recurrence_id = recurrence_id
+        self.status = status
+        self.operation = operation

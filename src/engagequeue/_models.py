@@ -295,6 +295,8 @@ class Task:
     version: int = 1
     """Starts at 1 and grows by one with every change of the task (an edit, a claim, a
     completion...), so ``edit`` and ``cancel`` can apply to the version a caller read."""
+    recurrence_id: str | None = None
+    """The recurrence this task is an occurrence of; ``None`` on a one-off post."""
 
     @property
     def media_type(self) -> MediaType:

@@ -206,6 +206,7 @@ class NewTask:
     payload: Payload
     scheduled_at: datetime
     max_attempts: int
+    recurrence_id: str | None = None
 
 
 def prepare_task(
@@ -372,6 +373,7 @@ class HistoryQuery:
     statuses: tuple[TaskStatus, ...] | None
     limit: int
     offset: int
+    recurrence_id: str | None = None
 
 
 def _status(value: object) -> TaskStatus:
@@ -408,8 +410,9 @@ def prepare_history(
     status: TaskStatus | str | Collection[TaskStatus | str] | None,
     limit: object,
     offset: object,
+    recurrence_id: object = None,
 ) -> HistoryQuery:
-    """Validate ``history``'s arguments."""
+    """Validate ``history``'s arguments (``recurrence_id``: one recurrence's occurrences)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
         raise ValidationError(
             f"limit must be an integer from 1 to {MAX_HISTORY_LIMIT}, got {limit!r}", field="limit"
@@ -430,6 +433,9 @@ def prepare_history(
         statuses=parse_statuses(status),
         limit=limit,
         offset=offset,
+        recurrence_id=None
+        if recurrence_id is None
+        else check_identifier(recurrence_id, "recurrence_id"),
     )
 
 
@@ -588,7 +594,7 @@ def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
 TASK_COLUMNS: Final = (
     "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
     "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
-    "worker_id, lease_expires_at, message_id, version"
+    "worker_id, lease_expires_at, message_id, version, recurrence_id"
 )
 """The task columns every store selects, in the order ``task_reader`` reads them."""
 
@@ -630,6 +636,7 @@ def task_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]],
             lease_expires_at=None if lease is None else instant(lease),
             message_id=row[17],
             version=row[18],
+            recurrence_id=row[19],
         )
         return task
 

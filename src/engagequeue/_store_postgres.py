@@ -78,6 +78,7 @@ from ._store_common import (
     task_reader,
     unchecked,
 )
+from ._store_postgres_recurring import RECURRENCE_MIGRATION, PostgresRecurringMixin
 from ._times import isoformat, parse_instant
 
 try:
@@ -102,7 +103,7 @@ _T = TypeVar("_T")
 
 logger: Final = logging.getLogger("engagequeue.postgres")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 # Each entry migrates from version N to N + 1 (index 0: from an empty schema to version 1).
 # ``{s}`` is the quoted schema name.
@@ -167,6 +168,7 @@ _MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
         ALTER TABLE {s}.tasks ADD COLUMN version integer NOT NULL DEFAULT 1;
         """,
     ),
+    RECURRENCE_MIGRATION,
 )
 
 _COLUMNS: Final = TASK_COLUMNS
@@ -241,7 +243,7 @@ class _Event:
         self.detail = detail
 
 
-class PostgresTaskStore(WakeupMixin):
+class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
     """The ``TaskStore`` on PostgreSQL: same behaviour as ``SQLiteTaskStore``, many hosts.
 
     Needs the ``engagequeue[postgres]`` extra (psycopg 3 and psycopg-pool).
@@ -851,16 +853,16 @@ class PostgresTaskStore(WakeupMixin):
             f"""
             INSERT INTO {s}.tasks (id, session_id, group_id, media_type, content, media_url,
                 mimetype, filename, scheduled_at, status, attempts, max_attempts,
-                created_at, updated_at)
+                created_at, updated_at, recurrence_id)
             SELECT n.id, n.session_id, n.group_id, n.media_type, n.content, n.media_url,
                 n.mimetype, n.filename, n.scheduled_at, 'pending', 0, n.max_attempts,
-                %(now)s, %(now)s
+                %(now)s, %(now)s, n.recurrence_id
             FROM unnest(%(ids)s::text[], %(sessions)s::text[], %(groups)s::text[],
                 %(media)s::text[], %(content)s::text[], %(urls)s::text[],
                 %(mimetypes)s::text[], %(filenames)s::text[], %(times)s::timestamptz[],
-                %(max)s::integer[])
+                %(max)s::integer[], %(recurrences)s::text[])
                 WITH ORDINALITY AS n(id, session_id, group_id, media_type, content,
-                media_url, mimetype, filename, scheduled_at, max_attempts, ord)
+                media_url, mimetype, filename, scheduled_at, max_attempts, recurrence_id, ord)
             ORDER BY n.ord
             ON CONFLICT (id) DO NOTHING
             RETURNING id
@@ -877,6 +879,7 @@ class PostgresTaskStore(WakeupMixin):
                 "filenames": [p.payload.filename for p in prepared],
                 "times": [p.scheduled_at for p in prepared],
                 "max": [p.max_attempts for p in prepared],
+                "recurrences": [p.recurrence_id for p in prepared],
             },
         )
         inserted = {r[0] for r in await cursor.fetchall()}
@@ -913,6 +916,7 @@ class PostgresTaskStore(WakeupMixin):
                 worker_id=None,
                 lease_expires_at=None,
                 message_id=None,
+                recurrence_id=p.recurrence_id,
             )
             for p in prepared
         ]
@@ -1015,6 +1019,7 @@ class PostgresTaskStore(WakeupMixin):
                 detail["previous_scheduled_at"] = isoformat(_utc(before[0]))
             event = _Event(task, "edited", detail)
             await self._insert_events(conn, now, [event])
+            await self._note_own_edit(conn, task)
             return event
 
         event = await self._write(run, notify=True)
@@ -1031,7 +1036,7 @@ class PostgresTaskStore(WakeupMixin):
         check_identifier(task_id, "task_id")
         expected = check_version(if_version)
 
-        async def run(conn: Connection) -> Task:
+        async def run(conn: Connection) -> tuple[Task, bool]:
             now = self._now()
             task = await self._conditional(
                 conn,
@@ -1042,10 +1047,14 @@ class PostgresTaskStore(WakeupMixin):
                 version=expected,
             )
             await self._insert_events(conn, now, [_Event(task, "cancelled", {})])
-            return task
+            # Cancelling a recurrence's pending occurrence cancels that day only.
+            created = await self._advance_recurrences(conn, [task], now, "cancelled")
+            return task, created
 
-        task = await self._write(run)
+        task, created = await self._write(run)
         self._log([_Event(task, "cancelled", {})])
+        if created:
+            self._wake()
         return task
 
     # -- claiming and finishing -----------------------------------------------------------
@@ -1189,10 +1198,10 @@ class PostgresTaskStore(WakeupMixin):
 
         want = limit + min(3 * limit, _CLAIM_SPREAD)
 
-        async def run(conn: Connection) -> list[_Event]:
+        async def run(conn: Connection) -> tuple[list[_Event], bool]:
             ids = await self._pick(conn, at, want)
             if not ids:
-                return []
+                return [], False
             stamp = self._now()
             cursor = await conn.execute(
                 self._claim_sql[2],
@@ -1213,19 +1222,23 @@ class PostgresTaskStore(WakeupMixin):
                     if e.task.scheduled_at <= send_by
                 ]
                 await self._insert_events(conn, stamp, sending)
-            return events
+            # A claimed occurrence creates the following one in this same transaction.
+            tasks = [e.task for e in events]
+            return events, await self._advance_recurrences(conn, tasks, at, "claimed")
 
         # No on_unknown: a claim whose commit is in doubt is not repeated; if it did
         # commit, its lease expires and recover_expired hands the tasks out again.
         for _ in range(_CLAIM_TRIES - 1):
             try:
-                events = await self._write(run)
+                events, created = await self._write(run)
                 break
             except psycopg.errors.UniqueViolation:
                 continue  # another claim took this group meanwhile: look again
         else:
-            events = await self._write(run)
+            events, created = await self._write(run)
         self._log(events)
+        if created:
+            self._wake()
         return [e.task for e in events]
 
     async def complete(
@@ -1406,9 +1419,15 @@ class PostgresTaskStore(WakeupMixin):
         status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
         limit: int = 50,
         offset: int = 0,
+        recurrence_id: str | None = None,
     ) -> Page:
-        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id."""
-        query = prepare_history(session_id, group_id, start, end, status, limit, offset)
+        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id.
+
+        With ``recurrence_id``, only that recurrence's occurrences.
+        """
+        query = prepare_history(
+            session_id, group_id, start, end, status, limit, offset, recurrence_id
+        )
         where = ["session_id = %(session)s", "group_id = %(group)s"]
         params: dict[str, Any] = {
             "session": query.session_id,
@@ -1422,6 +1441,9 @@ class PostgresTaskStore(WakeupMixin):
         if query.end is not None:
             where.append("scheduled_at < %(end)s")
             params["end"] = query.end
+        if query.recurrence_id is not None:
+            where.append("recurrence_id = %(recurrence)s")
+            params["recurrence"] = query.recurrence_id
         if query.statuses is not None:
             where.append("status = ANY(%(statuses)s::text[])")
             params["statuses"] = [st.value for st in query.statuses]

@@ -63,6 +63,7 @@ from ._store_common import (
     to_micros_delta,
     unchecked,
 )
+from ._store_sqlite_recurring import RECURRENCE_MIGRATION, SQLiteRecurringMixin
 from ._times import from_micros, isoformat, parse_instant, to_micros
 from ._wake_sockets import SocketWaker, supported
 
@@ -71,7 +72,7 @@ __all__ = ["SQLiteTaskStore"]
 _T = TypeVar("_T")
 _I = TypeVar("_I")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 MIN_SQLITE: Final = (3, 35, 0)
 """The oldest SQLite the store's SQL runs on (``RETURNING``, ``UPDATE ... FROM``)."""
@@ -146,6 +147,8 @@ _MIGRATIONS: Final[Sequence[str]] = (
     """
     ALTER TABLE eq_tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     """,
+    # Version 4: recurring posts (their tables, and each task's recurrence).
+    RECURRENCE_MIGRATION,
 )
 
 _COLUMNS: Final = TASK_COLUMNS
@@ -258,6 +261,9 @@ def _history_sql(query: HistoryQuery) -> tuple[str, str, list[Any]]:
     if query.end is not None:
         where += " AND scheduled_at < ?"
         base.append(to_micros(query.end))
+    if query.recurrence_id is not None:
+        where += " AND recurrence_id = ?"
+        base.append(query.recurrence_id)
     statuses = query.statuses
     if statuses is None or len(statuses) == len(STATUSES):
         table = f"eq_tasks INDEXED BY eq_tasks_group_time WHERE {where}"
@@ -534,7 +540,7 @@ class _Event:
         self.detail = detail
 
 
-class SQLiteTaskStore(WakeupMixin):
+class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
     """The embedded default ``TaskStore``: one SQLite file that survives restarts and crashes.
 
     Args:
@@ -974,6 +980,7 @@ class SQLiteTaskStore(WakeupMixin):
                     p.max_attempts,
                     now,
                     now,
+                    p.recurrence_id,
                 )
             )
             extra = details[i] if details else _NO_DETAIL
@@ -994,12 +1001,14 @@ class SQLiteTaskStore(WakeupMixin):
                     worker_id=None,
                     lease_expires_at=None,
                     message_id=None,
+                    recurrence_id=p.recurrence_id,
                 )
             )
         conn.executemany(
             "INSERT INTO eq_tasks (id, session_id, group_id, media_type, content, media_url, "
             "mimetype, filename, scheduled_at, status, attempts, max_attempts, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            "updated_at, recurrence_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
             rows,
         )
         conn.executemany(
@@ -1083,6 +1092,7 @@ class SQLiteTaskStore(WakeupMixin):
             if new_time is not None and before is not None:
                 detail["previous_scheduled_at"] = isoformat(from_micros(before[0]))
             self._insert_events(conn, now, [_Event(task, "edited", detail)])
+            self._note_own_edit(conn, task)
             return task
 
         task = await self._transact(run)
@@ -1099,7 +1109,7 @@ class SQLiteTaskStore(WakeupMixin):
         check_identifier(task_id, "task_id")
         expected = check_version(if_version)
 
-        def run(conn: sqlite3.Connection) -> Task:
+        def run(conn: sqlite3.Connection) -> tuple[Task, bool]:
             now = self._now()
             task = self._conditional(
                 conn,
@@ -1110,10 +1120,14 @@ class SQLiteTaskStore(WakeupMixin):
                 version=expected,
             )
             self._insert_events(conn, now, [_Event(task, "cancelled", {})])
-            return task
+            # Cancelling a recurrence's pending occurrence cancels that day only.
+            created = self._advance_recurrences(conn, [task], from_micros(now), "cancelled")
+            return task, created
 
-        task = await self._transact(run)
+        task, created = await self._transact(run)
         self._log([_Event(task, "cancelled", {})])
+        if created:
+            self._wake()
         return task
 
     # -- claiming and finishing -----------------------------------------------------------
@@ -1133,10 +1147,10 @@ class SQLiteTaskStore(WakeupMixin):
         expires = at + to_micros_delta(lease)
         send_by = sending_bound(sending_due_by)
 
-        def run(conn: sqlite3.Connection) -> list[_Event]:
+        def run(conn: sqlite3.Connection) -> tuple[list[_Event], bool]:
             ids = _claim_ids(conn, at, limit, self._claim_window)
             if not ids:
-                return []
+                return [], False
             stamp = self._now()
             marks = ", ".join("?" * len(ids))
             rows = conn.execute(
@@ -1156,10 +1170,13 @@ class SQLiteTaskStore(WakeupMixin):
                     if t.scheduled_at <= send_by
                 ]
                 self._insert_events(conn, stamp, sending)
-            return events
+            # A claimed occurrence creates the following one in this same transaction.
+            return events, self._advance_recurrences(conn, tasks, from_micros(at), "claimed")
 
-        events = await self._transact(run)
+        events, created = await self._transact(run)
         self._log(events)
+        if created:
+            self._wake()
         return [e.task for e in events]
 
     async def complete(
@@ -1378,9 +1395,15 @@ class SQLiteTaskStore(WakeupMixin):
         status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
         limit: int = 50,
         offset: int = 0,
+        recurrence_id: str | None = None,
     ) -> Page:
-        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id."""
-        query = prepare_history(session_id, group_id, start, end, status, limit, offset)
+        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id.
+
+        With ``recurrence_id``, only that recurrence's occurrences.
+        """
+        query = prepare_history(
+            session_id, group_id, start, end, status, limit, offset, recurrence_id
+        )
         count_sql, page_sql, params = _history_sql(query)
 
         def run() -> Page:

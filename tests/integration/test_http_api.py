@@ -590,6 +590,7 @@ async def test_the_openapi_document_describes_every_endpoint_body_and_error(clie
     }
     task_path = "/api/moderation/engagement/{task_id}"
     group_path = "/api/sessions/{session_id}/groups/{group_id}/engagement"
+    recurrence_path = "/api/moderation/engagement/recurring/{recurrence_id}"
     expected = {
         ("POST", group_path): {"201", "400", "403", "404", "413", "415", "422", "500"},
         ("GET", f"{group_path}/history"): {"200", "403", "404", "422", "500"},
@@ -597,6 +598,14 @@ async def test_the_openapi_document_describes_every_endpoint_body_and_error(clie
         ("PUT", task_path): {"200", "400", "404", "409", "412", "413", "415", "422", "500"},
         ("DELETE", task_path): {"200", "404", "409", "412", "422", "500"},
         ("GET", f"{task_path}/events"): {"200", "404", "422", "500"},
+        ("POST", f"{group_path}/recurring"): {"201", "400", "403", "404", "413", "415", "422", "500"},
+        ("GET", f"{group_path}/recurring"): {"200", "403", "404", "422", "500"},
+        ("GET", recurrence_path): {"200", "404", "422", "500"},
+        ("PUT", recurrence_path): {"200", "400", "404", "409", "413", "415", "422", "500"},
+        ("DELETE", recurrence_path): {"200", "404", "422", "500"},
+        ("POST", f"{recurrence_path}/pause"): {"200", "404", "409", "422", "500"},
+        ("POST", f"{recurrence_path}/resume"): {"200", "404", "409", "422", "500"},
+        ("GET", f"{recurrence_path}/events"): {"200", "404", "422", "500"},
         ("GET", "/api/sessions/{session_id}/groups/{group_id}/connection"): {
             "200",
             "403",

@@ -157,7 +157,14 @@ async def test_every_table_lives_in_the_store_schema(pg: PostgresTaskStore) -> N
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
         (pg.schema,),
     )
-    assert {r[0] for r in rows} == {"schema_version", "sessions", "tasks", "task_events"}
+    assert {r[0] for r in rows} == {
+        "schema_version",
+        "sessions",
+        "tasks",
+        "task_events",
+        "recurrences",
+        "recurrence_events",
+    }
 
 
 async def test_stores_in_two_schemas_of_one_database_do_not_see_each_other(
@@ -896,6 +903,8 @@ async def test_a_schema_of_the_previous_release_opens_with_every_post_and_event_
     s = f'"{schemas[0]}"'
     async with PostgresTaskStore(POSTGRES_DSN, schema=schemas[0]) as store:
         before = await populate_every_status(store)
+    await sql(f"DROP TABLE {s}.recurrence_events, {s}.recurrences")
+    await sql(f"ALTER TABLE {s}.tasks DROP COLUMN recurrence_id")
     await sql(f"ALTER TABLE {s}.tasks DROP COLUMN version")
     await sql(f"DELETE FROM {s}.schema_version WHERE version > 1")
     async with PostgresTaskStore(POSTGRES_DSN, schema=schemas[0]) as store:

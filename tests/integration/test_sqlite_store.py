@@ -93,6 +93,13 @@ async def test_a_version_1_file_is_migrated_in_place_and_keeps_its_tasks(db_path
     ]
     assert len(version_1_indexes) == 2
     conn = sqlite3.connect(db_path)
+    for undo in (
+        "DROP TABLE eq_recurrence_events",
+        "DROP TABLE eq_recurrences",
+        "DROP INDEX eq_tasks_recurrence",
+        "ALTER TABLE eq_tasks DROP COLUMN recurrence_id",
+    ):
+        conn.execute(undo)  # version 4's additions
     conn.execute("ALTER TABLE eq_tasks DROP COLUMN version")
     conn.execute("DROP INDEX eq_tasks_group_time")
     conn.execute("DROP INDEX eq_tasks_group_done")
@@ -385,6 +392,13 @@ async def test_a_file_of_the_previous_release_opens_with_every_post_and_event_ke
         before = await populate_every_status(store)
     # Make the file exactly what the previous release (schema 2) wrote: no version column.
     conn = sqlite3.connect(db_path)
+    for undo in (
+        "DROP TABLE eq_recurrence_events",
+        "DROP TABLE eq_recurrences",
+        "DROP INDEX eq_tasks_recurrence",
+        "ALTER TABLE eq_tasks DROP COLUMN recurrence_id",
+    ):
+        conn.execute(undo)  # schema 4's additions
     conn.execute("ALTER TABLE eq_tasks DROP COLUMN version")
     conn.execute("UPDATE eq_meta SET value = '2' WHERE key = 'schema_version'")
     conn.commit()

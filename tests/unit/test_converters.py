@@ -29,6 +29,7 @@ TASK_KEYS = {
     "createdAt",
     "updatedAt",
     "version",
+    "recurrenceId",
 }
 
 
@@ -69,6 +70,7 @@ def test_task_unstructures_to_the_contract_keys_with_camel_case_and_z_instants()
         "createdAt": "2026-02-01T00:00:00.000000Z",
         "updatedAt": "2026-03-01T09:31:00.000000Z",
         "version": 1,
+        "recurrenceId": None,
     }
     json.dumps(data)  # plain JSON values only
 

@@ -25,6 +25,10 @@ CONTRACT_NAMES = {
     "PermanentTransportError",
     "PostgresTaskStore",
     "ProductLink",
+    "Recurrence",
+    "RecurrenceConflict",
+    "RecurrenceNotFound",
+    "RecurrenceStatus",
     "SQLiteTaskStore",
     "SessionDisconnectedError",
     "SessionNotFound",
@@ -56,8 +60,12 @@ INTENDED = CONTRACT_NAMES | {
     "TokenUsage",
     "VersionConflict",
     "current_task",
+    "daily_rule",
     "is_testing",
+    "monthly_rule",
+    "occurrences",
     "set_testing",
+    "weekly_rule",
 }
 
 
@@ -79,6 +87,8 @@ def test_errors_have_the_contract_bases() -> None:
     assert issubclass(engagequeue.ValidationError, ValueError)
     assert issubclass(engagequeue.TaskNotFound, LookupError)
     assert issubclass(engagequeue.SessionNotFound, LookupError)
+    assert issubclass(engagequeue.RecurrenceNotFound, LookupError)
+    assert issubclass(engagequeue.RecurrenceNotFound, engagequeue.EngageQueueError)
     for name in (
         "ValidationError",
         "TaskNotFound",

@@ -15,7 +15,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from engagequeue._errors import SessionNotFound, TaskConflict, TaskNotFound, ValidationError
+from engagequeue._errors import (
+    RecurrenceConflict,
+    RecurrenceNotFound,
+    SessionNotFound,
+    TaskConflict,
+    TaskNotFound,
+    ValidationError,
+)
 
 from ._params import to_http
 
@@ -134,8 +141,10 @@ def response_for(exc: BaseException) -> JSONResponse:  # noqa: PLR0911 - one exi
         return error_response(
             422, items[0]["message"], field=items[0]["field"], extra={"errors": items}
         )
-    if isinstance(exc, TaskConflict):
+    if isinstance(exc, TaskConflict | RecurrenceConflict):
         return error_response(409, str(exc), extra={"status": exc.status.value})
+    if isinstance(exc, RecurrenceNotFound):
+        return error_response(404, f"no recurrence with id {exc.recurrence_id!r}")
     if isinstance(exc, TaskNotFound):
         return not_found_response(exc.task_id)
     if isinstance(exc, SessionNotFound):

@@ -35,6 +35,7 @@ from engagequeue._times import parse_instant
 from ._console import add_console_routes
 from ._errors import HTTPError, error_response, not_found, response_for
 from ._params import merge_payload, parse_bound, parse_status_filter, to_http
+from ._recurring import add_recurring_routes
 from ._schemas import (
     EDIT_FIELDS,
     ConnectionBody,
@@ -88,6 +89,12 @@ _ERROR_404_TASK: Final = _error(
     "No such task, or the caller may not see it (the two are indistinguishable)."
 )
 _ERROR_403: Final = _error("The authorize callback refused this (session, group).")
+_ERROR_404_RECURRENCE: Final = _error(
+    "No such recurrence, or the caller may not see it (the two are indistinguishable)."
+)
+_ERROR_409_RECURRENCE: Final = _error(
+    'The recurrence has ended: `{"error": "conflict", "status": "ended"}`.'
+)
 _ERROR_409: Final = _error(
     'The task is not pending: `{"error": "conflict", "status": "<current status>"}`.'
 )
@@ -480,6 +487,16 @@ def create_router(
     # 422 cannot happen on the task-id paths without a body (any string is an id), but
     # documenting it in the one shape keeps FastAPI from documenting its own.
     task_errors: _Responses = {404: _ERROR_404_TASK, 422: _ERROR_422}
+    add_recurring_routes(
+        router,
+        endpoints,
+        {
+            "by_id": {404: _ERROR_404_RECURRENCE, 422: _ERROR_422},
+            "group": {403: _ERROR_403, 404: _error("No such session."), 422: _ERROR_422},
+            "body": _BODY_ERRORS,
+            "conflict": {409: _ERROR_409_RECURRENCE},
+        },
+    )
     group_errors: _Responses = {403: _ERROR_403, 404: _error("No such session."), 422: _ERROR_422}
     router.add_api_route(
         _GROUP_PATH,

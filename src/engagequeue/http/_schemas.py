@@ -145,6 +145,10 @@ class TaskBody(BaseModel):
         description="Grows by one with every change of the task; the ETag header carries it "
         "for If-Match.",
     )
+    recurrence_id: str | None = Field(
+        alias="recurrenceId",
+        description="The recurrence this post is an occurrence of; null on a one-off post.",
+    )
 
 
 class PageBody(BaseModel):

@@ -3,9 +3,9 @@
 The rules live in ``_store_recurring``; this mixin locks a recurrence row (``FOR UPDATE``),
 asks for the plan and writes it in the same transaction. A claim locks the occurrence it
 takes (``FOR UPDATE SKIP LOCKED``) and creates the following one in its own transaction,
-so no other store, process or host can claim the same occurrence or repeat the creation
-(the one-pending-per-group index refuses a second); the other recurring writes take
-the row lock, after the lock of the pending occurrence (the order ``cancel`` takes them in).
+so no other store, process or host can claim the same occurrence or repeat the creation;
+the other recurring writes take the row lock, after the lock of the pending occurrence
+(the order ``cancel`` takes them in).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from clitools import Process, Target, serve
 
 # The worker's poll is the default's 30 s: only a cross-process wake-up makes the post leave
 # sooner than that, and WAIT bounds how long the test waits for it.
-WORKER_POLL = "1"  # "30" once the cross-process wake-ups of branch store-v2 are merged
+WORKER_POLL = "30"  # the post must leave through the cross-process wake-up, not the poll
 WAIT = 15.0
 
 

@@ -132,7 +132,7 @@ def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
     return items
 
 
-def response_for(exc: BaseException) -> JSONResponse:  # noqa: PLR0911 - one exit per error kind
+def response_for(exc: BaseException) -> JSONResponse:  # noqa: C901, PLR0911 - one exit per error kind
     """Map an exception raised while handling a request to an error response."""
     if isinstance(exc, HTTPError):
         return error_response(exc.status_code, exc.message, field=exc.field, headers=exc.headers)

@@ -1,6 +1,6 @@
 """What several test modules share besides fixtures: the test database, store snapshots.
 
-A module of its own, not conftest.py: ``from conftest import`` finds whichever conftest.py
+A module of its own, not conftest.py: ``from store_support import`` finds whichever conftest.py
 pytest imported last, once several folders have one.
 """
 

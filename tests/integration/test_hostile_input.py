@@ -16,7 +16,7 @@ import openai
 import pytest
 import pytest_asyncio
 
-from conftest import StoreFactory
+from store_support import StoreFactory
 from engagequeue import (
     CompositionError,
     GroupProfile,

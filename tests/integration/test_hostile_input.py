@@ -16,7 +16,6 @@ import openai
 import pytest
 import pytest_asyncio
 
-from store_support import StoreFactory
 from engagequeue import (
     CompositionError,
     GroupProfile,
@@ -28,6 +27,7 @@ from engagequeue import (
 )
 from engagequeue.http import create_app
 from fakes_openai import FakeChatServer, Reply, running_server
+from store_support import StoreFactory
 
 GROUP = "120363012345678901@g.us"
 SALE = "https://shop.example.com/sale"

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._abc import MessageTransport, ScheduleItem, SendReceipt, SessionStatus, TaskStore
+from ._abc import (
+    MessageTransport,
+    NextDueSource,
+    ScheduleItem,
+    SendReceipt,
+    SendRecorder,
+    SessionStatus,
+    SessionStatusSource,
+    TaskStore,
+    WakeupSource,
+)
 from ._context import current_task
 from ._errors import (
     CompositionError,
@@ -64,6 +74,7 @@ __all__ = [
     "MediaType",
     "MessageTransport",
     "ModelCallError",
+    "NextDueSource",
     "OutcomeUnknownError",
     "Page",
     "Payload",
@@ -80,10 +91,12 @@ __all__ = [
     "ScheduleItem",
     "Scheduler",
     "SendReceipt",
+    "SendRecorder",
     "SentMessage",
     "SessionDisconnectedError",
     "SessionNotFound",
     "SessionStatus",
+    "SessionStatusSource",
     "Task",
     "TaskConflict",
     "TaskEvent",
@@ -95,6 +108,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "VersionConflict",
+    "WakeupSource",
     "current_task",
     "daily_rule",
     "is_testing",

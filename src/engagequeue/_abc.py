@@ -16,7 +16,17 @@ import attrs
 
 from ._models import Page, Payload, Task, TaskEvent, TaskStatus
 
-__all__ = ["MessageTransport", "ScheduleItem", "SendReceipt", "SessionStatus", "TaskStore"]
+__all__ = [
+    "MessageTransport",
+    "NextDueSource",
+    "ScheduleItem",
+    "SendReceipt",
+    "SendRecorder",
+    "SessionStatus",
+    "SessionStatusSource",
+    "TaskStore",
+    "WakeupSource",
+]
 
 ScheduleItem = tuple[str, str, Payload, "datetime | str"]
 """``(session_id, group_id, payload, scheduled_at)`` for ``TaskStore.schedule_many``."""
@@ -229,3 +239,59 @@ class MessageTransport(Protocol):
 
     async def send(self, session_id: str, group_id: str, payload: Payload) -> SendReceipt:
         """Send ``payload`` to ``group_id`` through the WhatsApp session ``session_id``."""
+
+
+# -- capabilities beyond the original contract ----------------------------------------------
+# Each is a small protocol of its own, so that a store or transport written against the
+# original contract still works: the Scheduler asks once, with isinstance, which ones an
+# object offers, and otherwise falls back to polling, two writes per send, or no probing.
+
+
+@runtime_checkable
+class WakeupSource(Protocol):
+    """A store that calls back after each write that may make a post due sooner."""
+
+    def add_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the event loop) after each schedule, edit or reconnect."""
+
+    def remove_wakeup(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback``; no error if it was not added."""
+
+
+@runtime_checkable
+class NextDueSource(Protocol):
+    """A store that tells when its next post is due, so a worker sleeps exactly that long."""
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``scheduled_at`` among pending tasks of connected sessions, if any."""
+
+
+@runtime_checkable
+class SendRecorder(Protocol):
+    """A store that records each send's start (event ``sending``) under the claim's holder.
+
+    Such a store also takes ``claim_due(..., sending_due_by=)``: the claim then records
+    the ``sending`` event of the tasks due by that instant in its own transaction.
+    """
+
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
+        """Record that a processing task's send starts; ``TaskConflict`` if not the holder's."""
+
+    async def claim_due(
+        self,
+        *,
+        now: datetime | str | None = None,
+        limit: int = 1,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        sending_due_by: datetime | str | None = None,
+    ) -> list[Task]:
+        """``TaskStore.claim_due``, also recording the sends due by ``sending_due_by``."""
+
+
+@runtime_checkable
+class SessionStatusSource(Protocol):
+    """A transport that can ask its gateway whether a session is connected."""
+
+    async def session_status(self, session_id: str) -> SessionStatus:
+        """The session's state as the gateway reports it."""

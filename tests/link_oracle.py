@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 from hypothesis import strategies as st
@@ -201,51 +203,68 @@ def _math_bold(ch: str) -> str:
     return ch
 
 
-@st.composite
-def disguise(draw: st.DrawFn, plain: str) -> str:
+Pick = Callable[[Sequence[Any]], Any]
+"""Chooses one of the options: a Hypothesis draw in tests, a seeded ``random`` elsewhere."""
+
+_FORMS = {
+    "same": str,
+    "fullwidth": _fullwidth,
+    "bold": _math_bold,
+    "case": str.swapcase,
+}
+
+
+def disguise_with(plain: str, pick: Pick) -> str:
     """``plain`` with characters in fullwidth or mathematical forms, another case, odd dots
     before ASCII labels, and invisible characters in between: the same link to a parser."""
     out = []
     for index, ch in enumerate(plain):
-        form = draw(st.sampled_from(["same", "same", "fullwidth", "bold", "case"]))
         nxt = plain[index + 1 : index + 2]
-        if ch == "." and nxt.isascii() and nxt.isalnum() and draw(st.booleans()):
-            out.append(draw(st.sampled_from(ODD_DOTS)))
-        elif form == "fullwidth":
-            out.append(_fullwidth(ch))
-        elif form == "bold":
-            out.append(_math_bold(ch))
-        elif form == "case":
-            out.append(ch.swapcase())
+        if ch == "." and nxt.isascii() and nxt.isalnum() and pick([True, False]):
+            out.append(pick(ODD_DOTS))
         else:
-            out.append(ch)
-        if draw(st.integers(0, 9)) == 0:
-            out.append(draw(st.sampled_from(_INVISIBLES)))
+            out.append(_FORMS[pick(["same", "same", "fullwidth", "bold", "case"])](ch))
+        if pick(range(10)) == 0:
+            out.append(pick(_INVISIBLES))
     return "".join(out)
 
 
-def _spell_ipv4_part(value: int, style: str) -> str:
-    return {"dec": str(value), "hex": hex(value), "oct": f"0{value:o}"}[style]
-
-
-@st.composite
-def ipv4_hosts(draw: st.DrawFn) -> str:
+def spell_ipv4(address: int, pick: Pick) -> str:
     """An IPv4 host in a spelling taken for one: four parts each in decimal, hex or octal,
     two or three parts with a hex one, or any of those with a port."""
-    address = draw(st.integers(0, 2**32 - 1))
     octets = list(ipaddress.IPv4Address(address).packed)
-    count = draw(st.sampled_from([4, 4, 3, 2]))
+    count = pick([4, 4, 3, 2])
     if count == 4:
         values = octets
     elif count == 3:
         values = [octets[0], octets[1], octets[2] << 8 | octets[3]]
     else:
         values = [octets[0], int.from_bytes(bytes(octets[1:]), "big")]
-    styles = draw(st.lists(st.sampled_from(["dec", "hex", "oct"]), min_size=count, max_size=count))
-    port = draw(st.sampled_from(["", ":80", ":8080"]))
+    styles = [pick(["dec", "hex", "oct"]) for _ in values]
+    port = pick(["", ":80", ":8080"])
     if count < 4 and "hex" not in styles and not port:
         styles[0] = "hex"
     return ".".join(map(_spell_ipv4_part, values, styles)) + port
+
+
+def _spell_ipv4_part(value: int, style: str) -> str:
+    return {"dec": str(value), "hex": hex(value), "oct": f"0{value:o}"}[style]
+
+
+def _drawing(draw: st.DrawFn) -> Pick:
+    return lambda options: draw(st.sampled_from(options))
+
+
+@st.composite
+def disguise(draw: st.DrawFn, plain: str) -> str:
+    """``disguise_with`` drawn by Hypothesis."""
+    return disguise_with(plain, _drawing(draw))
+
+
+@st.composite
+def ipv4_hosts(draw: st.DrawFn) -> str:
+    """``spell_ipv4`` drawn by Hypothesis."""
+    return spell_ipv4(draw(st.integers(0, 2**32 - 1)), _drawing(draw))
 
 
 ipv6_hosts = st.ip_addresses(v=6).map(lambda a: f"[{a}]") | st.sampled_from(

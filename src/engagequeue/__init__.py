@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._abc import MessageTransport, ScheduleItem, SendReceipt, SessionStatus, TaskStore
+from ._abc import (
+    MessageTransport,
+    RecurringTaskStore,
+    ScheduleItem,
+    SendReceipt,
+    SessionStatus,
+    TaskStore,
+)
 from ._context import current_task
 from ._errors import (
     CompositionError,
@@ -75,6 +82,7 @@ __all__ = [
     "RecurrenceConflict",
     "RecurrenceNotFound",
     "RecurrenceStatus",
+    "RecurringTaskStore",
     "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",

@@ -116,7 +116,7 @@ def _dumps(detail: Mapping[str, Any]) -> str:
 
 
 class PostgresRecurringMixin:
-    """The recurring methods of ``PostgresTaskStore``; see ``TaskStore`` for the promises."""
+    """The recurring methods of ``PostgresTaskStore`` (the promises: ``RecurringTaskStore``)."""
 
     if TYPE_CHECKING:
         _clock: Clock
@@ -416,7 +416,7 @@ class PostgresRecurringMixin:
         until: datetime | str | None = None,
         count: int | None = None,
     ) -> Recurrence:
-        """Change a recurrence; see ``TaskStore.edit_recurrence``."""
+        """Change a recurrence; see ``RecurringTaskStore.edit_recurrence``."""
         return await self._change(
             recurrence_id,
             lambda state, now: plan_edit(

@@ -105,7 +105,7 @@ def _dumps(detail: Mapping[str, Any]) -> str:
 
 
 class SQLiteRecurringMixin:
-    """The recurring methods of ``SQLiteTaskStore``; see ``TaskStore`` for the promises."""
+    """The recurring methods of ``SQLiteTaskStore`` (the promises: ``RecurringTaskStore``)."""
 
     if TYPE_CHECKING:
         _clock: Clock
@@ -331,7 +331,7 @@ class SQLiteRecurringMixin:
         until: datetime | str | None = None,
         count: int | None = None,
     ) -> Recurrence:
-        """Change a recurrence; see ``TaskStore.edit_recurrence``."""
+        """Change a recurrence; see ``RecurringTaskStore.edit_recurrence``."""
         return await self._change(
             recurrence_id,
             lambda state, now: plan_edit(

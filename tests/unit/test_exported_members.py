@@ -51,6 +51,7 @@ INTENDED = CONTRACT_NAMES | {
     "ModelCallError",
     "OutcomeUnknownError",
     "PostComposer",
+    "RecurringTaskStore",
     "RetryPolicy",
     "ScheduleItem",
     "Scheduler",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._abc import (
     MessageTransport,
     NextDueSource,
+    RecurringTaskStore,
     ScheduleItem,
     SendReceipt,
     SendRecorder,
@@ -86,6 +87,7 @@ __all__ = [
     "RecurrenceConflict",
     "RecurrenceNotFound",
     "RecurrenceStatus",
+    "RecurringTaskStore",
     "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",

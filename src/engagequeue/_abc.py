@@ -1,8 +1,8 @@
 """The contract between engagequeue's parts: what every store and transport guarantees.
 
-``TaskStore`` and ``MessageTransport`` are ``typing.Protocol``s. The scheduler, the HTTP
-adapter and the tests rely on exactly the text below; an implementation of your own
-(see docs/extending.md) must keep every promise made here.
+``TaskStore``, ``RecurringTaskStore`` and ``MessageTransport`` are ``typing.Protocol``s.
+The scheduler, the HTTP adapter and the tests rely on exactly the text below; an
+implementation of your own (see docs/extending.md) must keep every promise made here.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any, Protocol, Self, runtime_checkable
 import attrs
 
 from ._models import Page, Payload, Task, TaskEvent, TaskStatus
+from ._recurrence import Recurrence, RecurrenceStatus
 
 __all__ = [
     "MessageTransport",
     "NextDueSource",
+    "RecurringTaskStore",
     "ScheduleItem",
     "SendReceipt",
     "SendRecorder",
@@ -209,6 +211,97 @@ class TaskStore(Protocol):
 
     async def events(self, task_id: str) -> list[TaskEvent]:
         """The task's audit trail, oldest first."""
+
+
+@runtime_checkable
+class RecurringTaskStore(Protocol):
+    """A store's recurring posts: a rule in a zone whose occurrences are ordinary tasks.
+
+    Both built-in stores are a ``TaskStore`` and a ``RecurringTaskStore``. Guarantees:
+
+    - ``rule`` is an RFC 5545 ``RRULE`` value without ``DTSTART``, ``timezone`` an IANA
+      name; occurrences are the rule's wall-clock times in that zone from ``starts_at``. A
+      wall time skipped by a DST gap is sent at the first instant after the gap; one that
+      occurs twice is sent once, at its first occurrence. Rules more frequent than once a
+      minute, unknown rule parts, unknown zones and naive times raise ``ValidationError``
+      naming the field, and nothing is written.
+    - While a recurrence is active, its next occurrence is exactly one pending ``Task``
+      (``recurrence_id`` set), editable and cancellable like any task. It is created once,
+      in the transaction that claims or cancels the one before, however many
+      stores, processes or hosts run; ``history(..., recurrence_id=...)`` lists one
+      recurrence's occurrences.
+    - The occurrence that follows one claimed or cancelled is the first after both it and
+      the current time: after a downtime nothing is sent in a burst, and each occurrence
+      passed over is a ``skipped`` event on the recurrence.
+    - Every change and its recurrence events commit together. Unknown ids raise
+      ``RecurrenceNotFound``; pausing, resuming or editing an ended recurrence raises
+      ``RecurrenceConflict``. ``delete_session`` deletes the session's recurrences too.
+    """
+
+    async def add_recurrence(
+        self,
+        session_id: str,
+        group_id: str,
+        payload: Payload,
+        rule: str,
+        *,
+        timezone: str,
+        starts_at: datetime | str | None = None,
+        until: datetime | str | None = None,
+        count: int | None = None,
+        max_attempts: int = 3,
+    ) -> Recurrence:
+        """Add an active recurrence and its first occurrence (``starts_at`` defaults to now).
+
+        The first occurrence is the first rule time at or after both ``starts_at`` and now;
+        ``until`` and ``count`` bound the series.
+        """
+
+    async def get_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Return the recurrence."""
+
+    async def recurrences(
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        status: RecurrenceStatus | str | Collection[RecurrenceStatus | str] | None = None,
+    ) -> list[Recurrence]:
+        """The group's recurrences, oldest first, optionally of some statuses only."""
+
+    async def edit_recurrence(
+        self,
+        recurrence_id: str,
+        *,
+        payload: Payload | None = None,
+        rule: str | None = None,
+        timezone: str | None = None,
+        until: datetime | str | None = None,
+        count: int | None = None,
+    ) -> Recurrence:
+        """Change a recurrence (at least one argument) for every occurrence not yet claimed.
+
+        The pending occurrence follows, unless it was edited on its own (``edit`` on the
+        task): then it keeps its own edit. A new rule or zone moves it to the first
+        occurrence of the new schedule after the previous occurrence and now; an
+        exhausted ``until`` or ``count`` ends the recurrence.
+        """
+
+    async def pause_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Cancel the pending occurrence and create no more until resumed; idempotent."""
+
+    async def resume_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Make the first occurrence after now the pending one; idempotent."""
+
+    async def end_recurrence(self, recurrence_id: str) -> Recurrence:
+        """End for good (status ``ended``), cancelling the pending occurrence; idempotent."""
+
+    async def recurrence_events(self, recurrence_id: str) -> list[TaskEvent]:
+        """The recurrence's audit trail, oldest first (``task_id`` holds the recurrence id).
+
+        Kinds: ``created``, ``edited``, ``paused``, ``resumed``, ``scheduled`` (an
+        occurrence became a task, its id in the detail), ``skipped`` and ``ended``.
+        """
 
 
 @attrs.frozen

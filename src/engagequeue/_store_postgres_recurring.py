@@ -113,7 +113,7 @@ def _dumps(detail: Mapping[str, Any]) -> str:
 
 
 class PostgresRecurringMixin(RecurrenceChanges):
-    """The recurring methods of ``PostgresTaskStore``; see ``TaskStore`` for the promises."""
+    """The recurring methods of ``PostgresTaskStore`` (the promises: ``RecurringTaskStore``)."""
 
     if TYPE_CHECKING:
         _clock: Clock

@@ -561,7 +561,7 @@ class RecurrenceChanges:
         until: datetime | str | None = None,
         count: int | None = None,
     ) -> Recurrence:
-        """Change a recurrence; see ``TaskStore.edit_recurrence``."""
+        """Change a recurrence; see ``RecurringTaskStore.edit_recurrence``."""
         return await self._change(
             recurrence_id,
             lambda state, now: plan_edit(

@@ -102,7 +102,7 @@ def _dumps(detail: Mapping[str, Any]) -> str:
 
 
 class SQLiteRecurringMixin(RecurrenceChanges):
-    """The recurring methods of ``SQLiteTaskStore``; see ``TaskStore`` for the promises."""
+    """The recurring methods of ``SQLiteTaskStore`` (the promises: ``RecurringTaskStore``)."""
 
     if TYPE_CHECKING:
         _clock: Clock

@@ -52,6 +52,7 @@ INTENDED = CONTRACT_NAMES | {
     "NextDueSource",
     "OutcomeUnknownError",
     "PostComposer",
+    "RecurringTaskStore",
     "RetryPolicy",
     "ScheduleItem",
     "Scheduler",

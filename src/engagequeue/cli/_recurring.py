@@ -35,7 +35,15 @@ from engagequeue._store_common import new_task_id
 from engagequeue._store_recurring import check_recurrence_status, plan_add
 
 from ._app import BadInput, bad_input, register, run_with_store
-from ._output import echo_json, event_table, table, when
+from ._output import (
+    echo_json,
+    event_table,
+    field_lines,
+    payload_fields,
+    payload_summary,
+    table,
+    when,
+)
 from ._tasks import _config, _identifier, build_payload, json_option, parse_when
 
 if TYPE_CHECKING:
@@ -254,14 +262,6 @@ def _local(value: datetime | None, zone: str) -> str:
     return value.astimezone(check_timezone(zone)).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
-def _what(recurrence: Recurrence) -> str:
-    payload = recurrence.payload
-    if payload.media_url is None:
-        return payload.content or ""
-    caption = f" | {payload.content}" if payload.content else ""
-    return f"{payload.media_url}{caption}"
-
-
 def recurrence_table(found: list[Recurrence]) -> str:
     """Recurrences, one per line, with their next occurrence."""
     if not found:
@@ -275,7 +275,7 @@ def recurrence_table(found: list[Recurrence]) -> str:
             r.rule,
             r.timezone,
             r.payload.media_type.value,
-            _what(r),
+            payload_summary(r.payload),
         )
         for r in found
     ]
@@ -298,7 +298,6 @@ def _upcoming(recurrence: Recurrence, limit: int) -> list[datetime]:
 def recurrence_detail(recurrence: Recurrence) -> str:
     """One recurrence, one field per line; instants in UTC and in its zone."""
     r = recurrence
-    payload = r.payload
 
     def both(value: datetime | None) -> str:
         return "-" if value is None else f"{when(value)}  ({_local(value, r.timezone)})"
@@ -307,12 +306,8 @@ def recurrence_detail(recurrence: Recurrence) -> str:
         ("id", r.id),
         ("session", r.session_id),
         ("group", r.group_id),
-        ("type", payload.media_type.value),
+        *payload_fields(r.payload),
     ]
-    if payload.media_url is not None:
-        fields += [("media url", payload.media_url), ("caption", payload.content)]
-    else:
-        fields.append(("text", payload.content))
     used = f"{r.issued}" if r.count is None else f"{r.issued} of {r.count}"
     fields += [
         ("rule", r.rule),
@@ -328,10 +323,7 @@ def recurrence_detail(recurrence: Recurrence) -> str:
         ("created", when(r.created_at)),
         ("updated", when(r.updated_at)),
     ]
-    width = max(len(name) for name, _ in fields)
-    return "\n".join(
-        f"{name.ljust(width)}  {'-' if value is None else value}" for name, value in fields
-    )
+    return field_lines(fields)
 
 
 def _print(recurrence: Recurrence, as_json: bool, verb: str | None = None) -> None:

@@ -2,8 +2,9 @@
 
 Every write is one ``BEGIN IMMEDIATE`` transaction holding the state change and its
 ``TaskEvent`` rows. Instants are integer microseconds since the epoch, so ``<=`` and
-``ORDER BY`` are exact. All sqlite3 work runs on one worker thread per store, off the
-event loop.
+``ORDER BY`` are exact. Short writes and reads run on the event loop's thread when every
+lock they need is free at once; anything that may wait or take long runs on one worker
+thread per store (see ``_Access``).
 """
 
 from __future__ import annotations
@@ -362,12 +363,12 @@ def _deliver_all(
 class _Access:
     """A store's one sqlite3 connection and the locks its users take, on either thread.
 
-    Writers of this connection take, in this order: ``guard`` (this process's threads),
-    an exclusive ``flock`` on the ``<file>-eqlock`` sidecar (other engagequeue stores on
-    the file, in any process) and SQLite's write lock (``BEGIN IMMEDIATE``; every other
-    program). The event loop's thread takes each without waiting (``try_write``,
-    ``try_read``: the connection's busy timeout is zero); when one is held it hands the
-    call to the store's thread, which waits for them (``patient``) with the store's
+    Writers of this connection take ``guard`` (this process's threads), an exclusive
+    ``flock`` on the ``<file>-eqlock`` sidecar (other engagequeue stores on the file, in
+    any process) and SQLite's write lock (``BEGIN IMMEDIATE``; every other program). The
+    event loop's thread takes each without waiting (``try_write``, ``try_read``: the
+    connection's busy timeout is zero); when one is held it hands the call to the store's
+    thread, which waits for them (``write_patiently``, ``patient``) with the store's
     ``busy_timeout``.
 
     The connection never checkpoints on commit (``wal_autocheckpoint = 0``): commits count
@@ -403,23 +404,26 @@ class _Access:
 
     def write_patiently(self, jobs: list[_Job]) -> list[_Outcome]:
         """Run ``jobs`` in one write transaction, waiting for the locks (the store's thread)."""
-        with self.patient() as conn:
-            if conn is None:
-                closed = EngageQueueError("the store is closed")
-                return [(job, None, closed) for job in jobs]
-            lock = self.lock_fd
-            if lock is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
+        # The writers' turn first, without ``guard``: while another process writes, the
+        # event loop's thread still reads. (The loop's thread never waits for the turn, so
+        # taking the two in the other order there cannot deadlock.)
+        lock = self.lock_fd
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with self.patient() as conn:
+                if conn is None:
+                    closed = EngageQueueError("the store is closed")
+                    return [(job, None, closed) for job in jobs]
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except BaseException as exc:  # noqa: BLE001 - handed to every caller
                     return [(job, None, exc) for job in jobs]
                 outcomes = _transaction(conn, jobs)
                 self._count(conn)
-            finally:
-                if lock is not None:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
         return outcomes
 
     def try_write(self, jobs: list[_Job]) -> list[_Outcome] | None:
@@ -739,9 +743,10 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
         clock: a zero-argument callable returning an aware ``datetime``; the store's notion
             of now for timestamps and, when ``now`` is not given, for claims.
         busy_timeout: seconds to wait for SQLite's write lock when another program holds
-            it. engagequeue stores sharing the file (in any process) take turns on a
-            ``<file>-eqlock`` sidecar first, handed from one writer to the next by the
-            kernel; a process that dies releases it.
+            it (on the store's thread: the event loop never waits for a lock). engagequeue
+            stores sharing the file (in any process) take turns on a ``<file>-eqlock``
+            sidecar first, handed from one writer to the next by the kernel; a process
+            that dies releases it.
     """
 
     def __init__(

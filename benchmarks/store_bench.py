@@ -591,29 +591,19 @@ def run_stall(workdir: Path, *, hold: float, checkpoint_calls: int) -> dict[str,
     ctx = mp.get_context("spawn")
     out: dict[str, Any] = {}
 
-    async def locked(path: str) -> dict[str, Any]:
+    async def beside(path: str, target: Any, args: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
+        """Schedule while another process runs ``target(path, *args, ready)``."""
         async with SQLiteTaskStore(path) as store:
             await store.add_session("s0")
             ready = ctx.Semaphore(0)
-            holder = ctx.Process(target=_hold_write_lock, args=(path, hold, ready))
-            holder.start()
-            await asyncio.to_thread(ready.acquire)
-            stalls, calls, seconds = await _schedule_while(
-                store, lambda: not holder.is_alive(), minimum=100
-            )
-            holder.join()
-        return {"hold_seconds": hold, **_stall_summary(stalls, calls, seconds)}
-
-    async def beside(path: str) -> dict[str, Any]:
-        async with SQLiteTaskStore(path) as store:
-            await store.add_session("s0")
-            ready = ctx.Semaphore(0)
-            other = ctx.Process(target=_write_beside, args=(path, hold, ready))
+            other = ctx.Process(target=target, args=(path, *args, ready))
             other.start()
             await asyncio.to_thread(ready.acquire)
-            stalls, calls, seconds = await _schedule_while(store, lambda: not other.is_alive())
+            stalls, calls, seconds = await _schedule_while(
+                store, lambda: not other.is_alive(), minimum=100
+            )
             other.join()
-        return {"other_process_seconds": hold, **_stall_summary(stalls, calls, seconds)}
+        return {**extra, **_stall_summary(stalls, calls, seconds)}
 
     async def checkpointed(path: str) -> dict[str, Any]:
         async with SQLiteTaskStore(path) as store:
@@ -634,9 +624,16 @@ def run_stall(workdir: Path, *, hold: float, checkpoint_calls: int) -> dict[str,
         }
 
     out["another_program_holds_the_write_lock"] = asyncio.run(
-        locked(str(workdir / "stall-locked.sqlite3"))
+        beside(str(workdir / "stall-locked.sqlite3"), _hold_write_lock, (hold,), hold_seconds=hold)
     )
-    out["another_process_writes"] = asyncio.run(beside(str(workdir / "stall-beside.sqlite3")))
+    out["another_process_writes"] = asyncio.run(
+        beside(
+            str(workdir / "stall-beside.sqlite3"),
+            _write_beside,
+            (hold,),
+            other_process_seconds=hold,
+        )
+    )
     out["checkpoints"] = asyncio.run(checkpointed(str(workdir / "stall-checkpoint.sqlite3")))
     return out
 

@@ -415,16 +415,11 @@ class _Access:
                 if conn is None:
                     closed = EngageQueueError("the store is closed")
                     return [(job, None, closed) for job in jobs]
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except BaseException as exc:  # noqa: BLE001 - handed to every caller
-                    return [(job, None, exc) for job in jobs]
-                outcomes = _transaction(conn, jobs)
-                self._count(conn)
+                outcomes = self._begin_and_run(conn, jobs, busy_gives_up=False)
         finally:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-        return outcomes
+        return outcomes or []  # never None: only busy_gives_up gives up
 
     def try_write(self, jobs: list[_Job]) -> list[_Outcome] | None:
         """Run ``jobs`` in one write transaction now, or return None if a lock is held."""
@@ -441,20 +436,26 @@ class _Access:
                 except BlockingIOError:
                     return None
             try:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if _is_busy(exc):
-                        return None
-                    return [(job, None, exc) for job in jobs]
-                outcomes = _transaction(conn, jobs)
-                self._count(conn)
+                return self._begin_and_run(conn, jobs, busy_gives_up=True)
             finally:
                 if lock is not None:
                     fcntl.flock(lock, fcntl.LOCK_UN)
-            return outcomes
         finally:
             self.guard.release()
+
+    def _begin_and_run(
+        self, conn: sqlite3.Connection, jobs: list[_Job], *, busy_gives_up: bool
+    ) -> list[_Outcome] | None:
+        """``BEGIN IMMEDIATE``, the jobs, ``COMMIT``; None if busy and ``busy_gives_up``."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if busy_gives_up and _is_busy(exc):
+                return None
+            return [(job, None, exc) for job in jobs]
+        outcomes = _transaction(conn, jobs)
+        self._count(conn)
+        return outcomes
 
     def try_read(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> tuple[bool, _T | None]:
         """``(True, fn(*args))`` run now, or ``(False, None)`` if the connection is busy."""

@@ -382,6 +382,12 @@ BAD_EXISTING = [
 ]
 
 
+def _cases(target: Target) -> list[tuple[tuple[str, ...], str]]:
+    """Every bad input on SQLite; on PostgreSQL every fourth (validation runs before the
+    engine is chosen, so the rest would only repeat them at a subprocess each)."""
+    return BAD if target.engine == "sqlite" else BAD[::4]
+
+
 def _check_refused(target: Target, args: tuple[str, ...], named: str) -> None:
     done = target.run(*args)
     assert done.returncode == 2, (args, done.stdout, done.stderr)
@@ -390,7 +396,7 @@ def _check_refused(target: Target, args: tuple[str, ...], named: str) -> None:
 
 
 def test_bad_input_on_a_fresh_database_exits_2_and_creates_nothing(target: Target) -> None:
-    for args, named in BAD:
+    for args, named in _cases(target):
         _check_refused(
             target, tuple(a.replace(REC, "661a0000000000000000000000000") for a in args), named
         )
@@ -403,7 +409,7 @@ def test_bad_input_on_a_database_with_a_recurrence_exits_2_and_changes_nothing(
     target.ok("sessions", "add", "bot")
     recurrence = add(target, "--text", "t", "--daily", "09:00", "--timezone", "Europe/Paris")
     before = target.snapshot()
-    for args, named in BAD + BAD_EXISTING:
+    for args, named in _cases(target) + BAD_EXISTING:
         _check_refused(target, tuple(a.replace(REC, recurrence["id"]) for a in args), named)
         assert target.snapshot() == before, args
 

@@ -19,6 +19,9 @@ Parts:
 - ``schedule``: one ``schedule`` call per task, then ``schedule_many`` in batches.
 - ``history``: p50/p95 latency of ``history(...)`` on a 1,000,000-row file, random groups,
   filters and offsets. The file is cached under ``benchmarks/.data/``.
+- ``stall``: the event loop's longest stall (a 1 ms ticker task's lateness) while
+  ``schedule`` is awaited call after call and another program holds SQLite's write lock,
+  another engagequeue process writes, or this store's WAL is checkpointed.
 
 Only the public API is timed. See benchmarks/README.md for what each figure means.
 """
@@ -504,6 +507,137 @@ def run_history(
     return result
 
 
+# -- stall: the event loop's responsiveness while the store waits -------------------------
+
+
+async def _ticker(
+    stalls: list[tuple[float, float]], stop: asyncio.Event, period: float = 0.001
+) -> None:
+    """Sleep ``period`` over and over; record how late each wake-up came (a loop stall),
+    and how much CPU the loop's thread used meanwhile (its own work, not the OS's)."""
+    while not stop.is_set():
+        start, cpu = time.perf_counter(), time.thread_time()
+        await asyncio.sleep(period)
+        stalls.append((time.perf_counter() - start - period, time.thread_time() - cpu))
+
+
+def _hold_write_lock(path: str, hold: float, ready: Any) -> None:
+    """Another program: hold SQLite's write lock on ``path`` for ``hold`` seconds."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    ready.release()
+    time.sleep(hold)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _write_beside(path: str, seconds: float, ready: Any) -> None:
+    """Another engagequeue process: ``schedule_many`` batches of 50 for ``seconds``."""
+
+    async def main() -> None:
+        async with SQLiteTaskStore(path) as store:
+            await store.add_session("other")
+            ready.release()
+            end = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < end:
+                items = [
+                    ("other", f"o{i % 20}@g.us", Payload.text(f"o {i}"), BASE)
+                    for i in range(n, n + 50)
+                ]
+                await store.schedule_many(items)
+                n += 50
+
+    asyncio.run(main())
+
+
+def _stall_summary(stalls: list[tuple[float, float]], calls: int, seconds: float) -> dict[str, Any]:
+    late = sorted(s for s, _ in stalls) or [0.0]
+    busy = sorted(b for _, b in stalls) or [0.0]
+    return {
+        "schedule_calls": calls,
+        "seconds": round(seconds, 3),
+        "schedules_per_s": round(calls / seconds) if seconds > 0 else None,
+        "loop_ticks": len(stalls),
+        "max_stall_ms": round(late[-1] * 1000, 2),
+        "p99_stall_ms": round(late[int(0.99 * (len(late) - 1))] * 1000, 2),
+        "max_loop_cpu_between_ticks_ms": round(busy[-1] * 1000, 2),
+    }
+
+
+async def _schedule_while(
+    store: SQLiteTaskStore, until: Any, *, minimum: int = 0
+) -> tuple[list[tuple[float, float]], int, float]:
+    """``schedule`` one call after the other until ``until()`` (and ``minimum`` calls),
+    with a ticker measuring the loop's stalls meanwhile."""
+    stalls: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(_ticker(stalls, stop))
+    calls = 0
+    start = time.perf_counter()
+    while calls < minimum or not until():
+        await store.schedule("s0", f"g{calls % 200}@g.us", Payload.text("x"), BASE)
+        calls += 1
+    seconds = time.perf_counter() - start
+    stop.set()
+    await ticker
+    return stalls, calls, seconds
+
+
+def run_stall(workdir: Path, *, hold: float, checkpoint_calls: int) -> dict[str, Any]:
+    """Loop stalls while another program holds the write lock, while another engagequeue
+    process writes, and while this store's WAL is checkpointed (``schedule`` awaited one
+    after the other throughout)."""
+    ctx = mp.get_context("spawn")
+    out: dict[str, Any] = {}
+
+    async def beside(path: str, target: Any, args: tuple[Any, ...], **extra: Any) -> dict[str, Any]:
+        """Schedule while another process runs ``target(path, *args, ready)``."""
+        async with SQLiteTaskStore(path) as store:
+            await store.add_session("s0")
+            ready = ctx.Semaphore(0)
+            other = ctx.Process(target=target, args=(path, *args, ready))
+            other.start()
+            await asyncio.to_thread(ready.acquire)
+            stalls, calls, seconds = await _schedule_while(
+                store, lambda: not other.is_alive(), minimum=100
+            )
+            other.join()
+        return {**extra, **_stall_summary(stalls, calls, seconds)}
+
+    async def checkpointed(path: str) -> dict[str, Any]:
+        async with SQLiteTaskStore(path) as store:
+            await store.add_session("s0")
+            # A large WAL first (one transaction on the store's thread), then calls that
+            # meet the checkpoints it and they cause.
+            await store.schedule_many(
+                [("s0", f"b{i % 200}@g.us", Payload.text(f"b {i}"), BASE) for i in range(50_000)]
+            )
+            stalls, calls, seconds = await _schedule_while(
+                store, lambda: True, minimum=checkpoint_calls
+            )
+            wal = Path(f"{path}-wal").stat().st_size  # noqa: ASYNC240 - one stat, at the end
+        return {
+            "prefilled_tasks": 50_000,
+            "wal_bytes_at_end": wal,
+            **_stall_summary(stalls, calls, seconds),
+        }
+
+    out["another_program_holds_the_write_lock"] = asyncio.run(
+        beside(str(workdir / "stall-locked.sqlite3"), _hold_write_lock, (hold,), hold_seconds=hold)
+    )
+    out["another_process_writes"] = asyncio.run(
+        beside(
+            str(workdir / "stall-beside.sqlite3"),
+            _write_beside,
+            (hold,),
+            other_process_seconds=hold,
+        )
+    )
+    out["checkpoints"] = asyncio.run(checkpointed(str(workdir / "stall-checkpoint.sqlite3")))
+    return out
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -596,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         default="drain,schedule,history",
-        help="comma-separated: drain, schedule, history",
+        help="comma-separated: drain, schedule, history, stall",
     )
     parser.add_argument("--durability", default="normal,full", help="drain durabilities")
     parser.add_argument("--processes", default="1,4", help="drain process counts")
@@ -616,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    unknown = parts - {"drain", "schedule", "history"}
+    unknown = parts - {"drain", "schedule", "history", "stall"}
     if unknown:
         parser.error(f"unknown parts: {sorted(unknown)}")
     quick = args.quick
@@ -633,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         "history_queries": 50 if quick else 500,
         "reference_tasks_normal": 500 if quick else 20_000,
         "reference_tasks_full": 100 if quick else 2_000,
+        "stall_hold_seconds": 0.2 if quick else 1.0,
+        "stall_checkpoint_calls": 500 if quick else 20_000,
     }
     figures: dict[str, Any] = {}
     load_start = round(os.getloadavg()[0], 2)
@@ -668,6 +804,12 @@ def main(argv: list[str] | None = None) -> int:
                     params["schedule_many"],
                     params["schedule_many_batch"],
                 )
+            )
+        if "stall" in parts:
+            figures["stall"] = run_stall(
+                workdir,
+                hold=params["stall_hold_seconds"],
+                checkpoint_calls=params["stall_checkpoint_calls"],
             )
         if "history" in parts:
             figures["history"] = run_history(

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._abc import MessageTransport, ScheduleItem, SendReceipt, SessionStatus, TaskStore
+from ._abc import (
+    MessageTransport,
+    NextDueSource,
+    RecurringTaskStore,
+    ScheduleItem,
+    SendReceipt,
+    SendRecorder,
+    SessionStatus,
+    SessionStatusSource,
+    TaskStore,
+    WakeupSource,
+)
 from ._context import current_task
 from ._errors import (
     CompositionError,
@@ -64,6 +75,7 @@ __all__ = [
     "MediaType",
     "MessageTransport",
     "ModelCallError",
+    "NextDueSource",
     "OutcomeUnknownError",
     "Page",
     "Payload",
@@ -75,15 +87,18 @@ __all__ = [
     "RecurrenceConflict",
     "RecurrenceNotFound",
     "RecurrenceStatus",
+    "RecurringTaskStore",
     "RetryPolicy",
     "SQLiteTaskStore",
     "ScheduleItem",
     "Scheduler",
     "SendReceipt",
+    "SendRecorder",
     "SentMessage",
     "SessionDisconnectedError",
     "SessionNotFound",
     "SessionStatus",
+    "SessionStatusSource",
     "Task",
     "TaskConflict",
     "TaskEvent",
@@ -95,6 +110,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "VersionConflict",
+    "WakeupSource",
     "current_task",
     "daily_rule",
     "is_testing",

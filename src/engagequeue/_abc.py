@@ -1,8 +1,8 @@
 """The contract between engagequeue's parts: what every store and transport guarantees.
 
-``TaskStore`` and ``MessageTransport`` are ``typing.Protocol``s. The scheduler, the HTTP
-adapter and the tests rely on exactly the text below; an implementation of your own
-(see docs/extending.md) must keep every promise made here.
+``TaskStore``, ``RecurringTaskStore`` and ``MessageTransport`` are ``typing.Protocol``s.
+The scheduler, the HTTP adapter and the tests rely on exactly the text below; an
+implementation of your own (see docs/extending.md) must keep every promise made here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,20 @@ from typing import Any, Protocol, Self, runtime_checkable
 import attrs
 
 from ._models import Page, Payload, Task, TaskEvent, TaskStatus
+from ._recurrence import Recurrence, RecurrenceStatus
 
-__all__ = ["MessageTransport", "ScheduleItem", "SendReceipt", "SessionStatus", "TaskStore"]
+__all__ = [
+    "MessageTransport",
+    "NextDueSource",
+    "RecurringTaskStore",
+    "ScheduleItem",
+    "SendReceipt",
+    "SendRecorder",
+    "SessionStatus",
+    "SessionStatusSource",
+    "TaskStore",
+    "WakeupSource",
+]
 
 ScheduleItem = tuple[str, str, Payload, "datetime | str"]
 """``(session_id, group_id, payload, scheduled_at)`` for ``TaskStore.schedule_many``."""
@@ -201,6 +213,97 @@ class TaskStore(Protocol):
         """The task's audit trail, oldest first."""
 
 
+@runtime_checkable
+class RecurringTaskStore(Protocol):
+    """A store's recurring posts: a rule in a zone whose occurrences are ordinary tasks.
+
+    Both built-in stores are a ``TaskStore`` and a ``RecurringTaskStore``. Guarantees:
+
+    - ``rule`` is an RFC 5545 ``RRULE`` value without ``DTSTART``, ``timezone`` an IANA
+      name; occurrences are the rule's wall-clock times in that zone from ``starts_at``. A
+      wall time skipped by a DST gap is sent at the first instant after the gap; one that
+      occurs twice is sent once, at its first occurrence. Rules more frequent than once a
+      minute, unknown rule parts, unknown zones and naive times raise ``ValidationError``
+      naming the field, and nothing is written.
+    - While a recurrence is active, its next occurrence is exactly one pending ``Task``
+      (``recurrence_id`` set), editable and cancellable like any task. It is created once,
+      in the transaction that claims or cancels the one before, however many
+      stores, processes or hosts run; ``history(..., recurrence_id=...)`` lists one
+      recurrence's occurrences.
+    - The occurrence that follows one claimed or cancelled is the first after both it and
+      the current time: after a downtime nothing is sent in a burst, and each occurrence
+      passed over is a ``skipped`` event on the recurrence.
+    - Every change and its recurrence events commit together. Unknown ids raise
+      ``RecurrenceNotFound``; pausing, resuming or editing an ended recurrence raises
+      ``RecurrenceConflict``. ``delete_session`` deletes the session's recurrences too.
+    """
+
+    async def add_recurrence(
+        self,
+        session_id: str,
+        group_id: str,
+        payload: Payload,
+        rule: str,
+        *,
+        timezone: str,
+        starts_at: datetime | str | None = None,
+        until: datetime | str | None = None,
+        count: int | None = None,
+        max_attempts: int = 3,
+    ) -> Recurrence:
+        """Add an active recurrence and its first occurrence (``starts_at`` defaults to now).
+
+        The first occurrence is the first rule time at or after both ``starts_at`` and now;
+        ``until`` and ``count`` bound the series.
+        """
+
+    async def get_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Return the recurrence."""
+
+    async def recurrences(
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        status: RecurrenceStatus | str | Collection[RecurrenceStatus | str] | None = None,
+    ) -> list[Recurrence]:
+        """The group's recurrences, oldest first, optionally of some statuses only."""
+
+    async def edit_recurrence(
+        self,
+        recurrence_id: str,
+        *,
+        payload: Payload | None = None,
+        rule: str | None = None,
+        timezone: str | None = None,
+        until: datetime | str | None = None,
+        count: int | None = None,
+    ) -> Recurrence:
+        """Change a recurrence (at least one argument) for every occurrence not yet claimed.
+
+        The pending occurrence follows, unless it was edited on its own (``edit`` on the
+        task): then it keeps its own edit. A new rule or zone moves it to the first
+        occurrence of the new schedule after the previous occurrence and now; an
+        exhausted ``until`` or ``count`` ends the recurrence.
+        """
+
+    async def pause_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Cancel the pending occurrence and create no more until resumed; idempotent."""
+
+    async def resume_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Make the first occurrence after now the pending one; idempotent."""
+
+    async def end_recurrence(self, recurrence_id: str) -> Recurrence:
+        """End for good (status ``ended``), cancelling the pending occurrence; idempotent."""
+
+    async def recurrence_events(self, recurrence_id: str) -> list[TaskEvent]:
+        """The recurrence's audit trail, oldest first (``task_id`` holds the recurrence id).
+
+        Kinds: ``created``, ``edited``, ``paused``, ``resumed``, ``scheduled`` (an
+        occurrence became a task, its id in the detail), ``skipped`` and ``ended``.
+        """
+
+
 @attrs.frozen
 class SendReceipt:
     """What a transport returns for an accepted send: at least the gateway's message id."""
@@ -229,3 +332,59 @@ class MessageTransport(Protocol):
 
     async def send(self, session_id: str, group_id: str, payload: Payload) -> SendReceipt:
         """Send ``payload`` to ``group_id`` through the WhatsApp session ``session_id``."""
+
+
+# -- capabilities beyond the original contract ----------------------------------------------
+# Each is a small protocol of its own, so that a store or transport written against the
+# original contract still works: the Scheduler asks once, with isinstance, which ones an
+# object offers, and otherwise falls back to polling, two writes per send, or no probing.
+
+
+@runtime_checkable
+class WakeupSource(Protocol):
+    """A store that calls back after each write that may make a post due sooner."""
+
+    def add_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the event loop) after each schedule, edit or reconnect."""
+
+    def remove_wakeup(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback``; no error if it was not added."""
+
+
+@runtime_checkable
+class NextDueSource(Protocol):
+    """A store that tells when its next post is due, so a worker sleeps exactly that long."""
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``scheduled_at`` among pending tasks of connected sessions, if any."""
+
+
+@runtime_checkable
+class SendRecorder(Protocol):
+    """A store that records each send's start (event ``sending``) under the claim's holder.
+
+    Such a store also takes ``claim_due(..., sending_due_by=)``: the claim then records
+    the ``sending`` event of the tasks due by that instant in its own transaction.
+    """
+
+    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
+        """Record that a processing task's send starts; ``TaskConflict`` if not the holder's."""
+
+    async def claim_due(
+        self,
+        *,
+        now: datetime | str | None = None,
+        limit: int = 1,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        sending_due_by: datetime | str | None = None,
+    ) -> list[Task]:
+        """``TaskStore.claim_due``, also recording the sends due by ``sending_due_by``."""
+
+
+@runtime_checkable
+class SessionStatusSource(Protocol):
+    """A transport that can ask its gateway whether a session is connected."""
+
+    async def session_status(self, session_id: str) -> SessionStatus:
+        """The session's state as the gateway reports it."""

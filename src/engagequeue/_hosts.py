@@ -16,12 +16,17 @@ import unicodedata
 from typing import Final
 from urllib.parse import unquote
 
-__all__ = ["IPAddress", "ip_of_host", "normalise_host", "refusal_of"]
+__all__ = ["HOST_DOTS", "IPAddress", "ip_of_host", "normalise_host", "refusal_of"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Dots that IDNA (UTS 46) maps to "." besides the ones NFKC already maps.
-_DOTS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+HOST_DOTS: Final = "\u3002\uff0e\uff61\ufe52\u2024"
+"""Characters other than ``.`` that a URL parser reads as the dot between host labels.
+
+IDNA (UTS 46) maps the ideographic, fullwidth and halfwidth full stops; NFKC maps the small
+full stop and the one-dot leader.
+"""
+_DOTS: Final = str.maketrans(dict.fromkeys(HOST_DOTS, "."))
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")
 _MAX_PARTS: Final = 4
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")

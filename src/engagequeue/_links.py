@@ -1,15 +1,23 @@
 """Find, check and repair the links in a post. Pure code: no I/O, no model.
 
 The composer trusts none of what a model writes. Every URL-like token is found here
-(scheme URLs, ``www.`` hosts, bare domains WhatsApp would turn into links, email
-addresses, Markdown links, URLs glued to formatting or punctuation, look-alike hosts),
-compared with the profile's links after normalisation, and either accepted (and then
-written exactly as the profile gives it) or reported as a violation. ``repair_post``
-turns any text into one that passes ``check_post``.
+(scheme URLs, ``www.`` hosts, bare domains WhatsApp would turn into links, IP-address hosts,
+``javascript:``/``data:``/``tel:``... URIs, email addresses, Markdown links, URLs glued to
+formatting or punctuation, look-alike hosts), compared with the profile's links after
+normalisation, and either accepted (and then written exactly as the profile gives it) or
+reported as a violation. ``repair_post`` turns any text into one that passes ``check_post``.
+
+Links are looked for in a folded copy of the text, where every character that NFKC maps to
+ASCII is that ASCII (fullwidth letters, digits, dots, colons and at signs; mathematical
+letters) and invisible characters (zero-width spaces and joiners, soft hyphens, variation
+selectors...) are gone: what a reader or a URL parser takes for ``evil.com`` is found as
+``evil.com``. Spans are mapped back, so a repair removes the disguise with the link.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
 import re
 import unicodedata
@@ -19,6 +27,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._hosts import HOST_DOTS, ip_of_host, normalise_host
 from ._tlds import TLDS
 
 __all__ = [
@@ -51,14 +60,42 @@ _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2
 # reader or chat client handles them, so a post must not carry them.
 _UNSAFE_CHARS: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
-_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,31}://")
+# Schemes that browsers, phones or chat clients act on without "//" after them: scripts,
+# inline documents, local files, calls, messages, app intents. Any scheme followed by "/"
+# or "\\" is a URL whatever its name; these are URLs also as ``name:anything``.
+_BARE_SCHEMES: Final = frozenset((
+    "javascript", "vbscript", "livescript", "data", "file", "blob", "filesystem",
+    "view-source", "jar", "mhtml", "http", "https", "ftp", "ftps", "sftp", "ws", "wss",
+    "ssh", "telnet", "gopher", "smb", "ldap", "irc", "ircs", "mailto", "tel", "sms", "smsto",
+    "mms", "callto", "sip", "sips", "facetime", "facetime-audio", "skype", "whatsapp", "tg",
+    "intent", "market", "itms", "itms-apps", "itms-services", "magnet", "bitcoin", "webcal",
+    "chrome", "chrome-extension", "ms-settings",
+))  # fmt: skip
+# A scheme candidate; ``_settle`` keeps it when "/" or "\\" follows or it is a bare scheme.
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,31}:(?=\S)")
 _LABEL: Final = r"[^\W_](?:[^\W_]|-)*"
+# A dot between labels: ".", or one that a parser reads as "." before an ASCII label
+# (``evil\u3002com``). Not before other scripts: U+3002 and U+FF0E end sentences in CJK.
+_DOT: Final = rf"(?:\.|[{HOST_DOTS}](?=[A-Za-z0-9]))"
+_DOTS: Final = re.compile(rf"[.{HOST_DOTS}]")
 # A host: two labels or more, not starting in the middle of a word.
-_HOST: Final = re.compile(rf"(?<![^\W_]){_LABEL}(?:\.{_LABEL})+")
-_EMAIL: Final = re.compile(rf"(?<![^\W_])[\w.+\-]{{0,63}}[^\W_.+\-]@{_LABEL}(?:\.{_LABEL})+")
-_PATTERNS: Final = (_SCHEME, _EMAIL, _HOST)
+_HOST: Final = re.compile(rf"(?<![^\W_]){_LABEL}(?:{_DOT}{_LABEL})+")
+_EMAIL: Final = re.compile(rf"(?<![^\W_])[\w.+\-]{{0,63}}[^\W_.+\-]@{_LABEL}(?:{_DOT}{_LABEL})+")
+# A bracketed IPv6 host ("[2001:db8::1]:80/x"); ``ip_of_host`` decides whether it is one.
+_IPV6: Final = re.compile(rf"\[[0-9A-Fa-f:.{HOST_DOTS}]{{2,45}}(?:%[\w.~\-]{{1,32}})?\]")
+_PATTERNS: Final = (_SCHEME, _EMAIL, _HOST, _IPV6)
 _WWW: Final = re.compile(r"www\d{0,3}")
-_WWW_LABEL: Final = re.compile(r"(?<=[.\-])www\d{0,3}\.", re.IGNORECASE)
+_WWW_LABEL: Final = re.compile(rf"(?<=[.\-{HOST_DOTS}])www\d{{0,3}}{_DOT}", re.IGNORECASE)
+_PORT: Final = re.compile(r":\d")
+_IPV4_PARTS: Final = 4
+# Invisible characters (Unicode's default-ignorable code points): URL parsers drop them
+# from hosts (IDNA maps them to nothing) and readers do not see them.
+_IGNORABLE: Final = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e0fff]"
+)
+_NON_ASCII: Final = re.compile("[^\x00-\x7f]+")
 _MAX_CUTS: Final = 16
 _MARKDOWN_LINK: Final = re.compile(
     r"!?\[([^\[\]\n]{0,500})\]\(((?:[^()\n]|\([^()\n]*\)){0,2048})\)"
@@ -180,8 +217,13 @@ class _Matcher:
                     return self.keys[key]
         return None
 
-    def url_span(self, text: str, start: int, end: int, kind: LinkKind) -> FoundLink:
-        """Settle where a link starting at ``start`` ends, and what it stands for."""
+    def url_span(
+        self, text: str, start: int, end: int, kind: LinkKind, floor: int = 0
+    ) -> FoundLink:
+        """Settle where a link starting at ``start`` ends, never before ``floor``.
+
+        Also what it stands for: the profile link it matches, or none.
+        """
         exact_ends = []
         for link in self.exact:  # a profile link written exactly always counts whole
             if text.startswith(link, start):
@@ -190,9 +232,13 @@ class _Matcher:
                 exact_ends.append(start + len(link))
         cut = end
         cuts = [cut]
-        while cut > start + 1 and text[cut - 1] in _TRAILING:
+        while cut > max(start + 1, floor) and text[cut - 1] in _TRAILING:
             cut -= 1
-            if len(cuts) < _MAX_CUTS or cut == start + 1 or text[cut - 1] not in _TRAILING:
+            if (
+                len(cuts) < _MAX_CUTS
+                or cut <= max(start + 1, floor)
+                or text[cut - 1] not in _TRAILING
+            ):
                 cuts.append(cut)  # every cut near each end, not all of a long run
         # "https://shop.example/x.Next": the profile link with a full stop glued to a word.
         glued = [e for e in exact_ends if e < end and text[e] in SENTENCE_PUNCTUATION]
@@ -205,26 +251,128 @@ class _Matcher:
 
 def _domain_length(host: str) -> int:
     """Length of the longest prefix of ``host`` that ends in a real TLD (0 if none)."""
-    labels = host.split(".")
+    labels = _DOTS.split(host)
     if _WWW.fullmatch(labels[0].lower()):
         return len(host)  # WhatsApp links www. hosts whatever their TLD
     for count in range(len(labels), 1, -1):
-        if labels[count - 1].lower() in TLDS:
-            return len(".".join(labels[:count]))
+        label = labels[count - 1]
+        if (label.lower() if label.isascii() else normalise_host(label)) in TLDS:
+            return sum(map(len, labels[:count])) + count - 1
     return 0
+
+
+def _is_ip_host(host: str, port_follows: bool) -> bool:
+    """Whether a dotted ``host`` names an IP address in a spelling taken for one.
+
+    Four parts in any spelling (``93.184.216.34``, ``0x5d.0xb8.0xd8.0x22``, octal), or
+    fewer with a hex part or a port (``0x7f.1``, ``127.1:8080``). Two or three plain
+    numbers without a port are left alone: they are prices, dates and versions
+    (``19.99``, ``12.05.2024``) far more often than addresses.
+    """
+    parts = _DOTS.split(host)
+    if len(parts) > _IPV4_PARTS or not parts[-1][:1].isdigit():
+        return False
+    try:
+        address = ip_of_host(host)
+    except ValueError:  # ends in a number but no parser reads it as an address
+        return False
+    if address is None:
+        return False
+    hex_part = any(part[:2].lower() == "0x" for part in parts)
+    return len(parts) == _IPV4_PARTS or hex_part or port_follows
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if ch in HOST_DOTS:
+        return ch  # kept: ``_DOT`` decides where it separates host labels
+    if _IGNORABLE.match(ch):
+        return ""
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if folded.isascii() else ch
+
+
+class _Folded:
+    """A text with what NFKC maps to ASCII in ASCII and invisible characters dropped.
+
+    ``start`` and ``end`` map a span of the folded text back to the original, widened to
+    whole original characters (``⒈`` folds to ``1.``). Folding is linear; mapping a
+    position is logarithmic in the number of characters whose length changed.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.original = text
+        self.text = text
+        # For each character folded to a length other than one: where its folding starts
+        # and ends in the folded text, its original index, original minus folded after it.
+        self.marks: list[tuple[int, int, int, int]] = []
+        self.mark_starts: list[int] = []
+        if text.isascii():
+            return
+        pieces: list[str] = []
+        last = 0
+        size = 0  # length of the folded text so far
+        for run in _NON_ASCII.finditer(text):
+            pieces.append(text[last : run.start()])
+            size += run.start() - last
+            last = run.end()
+            chunk = run.group()
+            if unicodedata.is_normalized("NFKC", chunk) and not _IGNORABLE.search(chunk):
+                pieces.append(chunk)
+                size += len(chunk)
+                continue
+            for index, ch in enumerate(chunk, run.start()):
+                folded = _fold_char(ch)
+                pieces.append(folded)
+                if len(folded) != 1:
+                    self.marks.append(
+                        (size, size + len(folded), index, index + 1 - size - len(folded))
+                    )
+                size += len(folded)
+        pieces.append(text[last:])
+        self.text = "".join(pieces)
+        self.mark_starts = [mark[0] for mark in self.marks]
+
+    def start(self, pos: int) -> int:
+        """The original index of the character that folded position ``pos`` comes from."""
+        index = bisect.bisect_right(self.mark_starts, pos) - 1
+        if index < 0:
+            return pos
+        _, end, original, shift = self.marks[index]
+        return original if pos < end else pos + shift
+
+    def end(self, pos: int) -> int:
+        """The original index just after the character that ends at folded ``pos``."""
+        index = bisect.bisect_left(self.mark_starts, pos) - 1
+        if index < 0:
+            return pos
+        _, end, original, shift = self.marks[index]
+        return original + 1 if pos <= end else pos + shift
+
+    def restore(self, link: FoundLink) -> FoundLink:
+        """``link`` found in the folded text, as a span of the original one."""
+        if self.text is self.original:
+            return link
+        start, end = self.start(link.start), self.end(link.end)
+        return FoundLink(start, end, self.original[start:end], link.kind, link.target)
 
 
 def find_links(text: str, links: Sequence[str] = ()) -> list[FoundLink]:
     """Every URL-like token in ``text``, in order, matched against the profile ``links``.
 
-    Found: URLs with any scheme (``https://``, ``ftp://``...), hosts ending in a real
-    top-level domain (``shop.example.com``, ``www.example``, look-alike Unicode hosts
-    included), paths and ports after them, and email addresses. A token glued to
-    formatting or punctuation is cut where the longest profile link it can be matches,
-    else before trailing punctuation and closing marks.
+    Found: URLs with any scheme (``https://``, ``ftp:/``...), ``javascript:``, ``data:``,
+    ``tel:`` and other URIs a device acts on, hosts ending in a real top-level domain
+    (``shop.example.com``, ``www.example``, look-alike Unicode hosts included), IP-address
+    hosts (``93.184.216.34``, ``0x7f.1:80``, ``[::1]``), paths and ports after them, and
+    email addresses; in any spelling NFKC maps to ASCII, with any dot a URL parser reads as
+    ``.`` and with invisible characters inside. A token glued to formatting or punctuation
+    is cut where the longest profile link it can be matches, else before trailing
+    punctuation and closing marks.
     """
     matcher = _Matcher(links)
     found: list[FoundLink] = []
+    folded = _Folded(text)
+    text = folded.text
     searches = _Searches(text)
     pos = 0
     while pos < len(text):
@@ -242,7 +390,7 @@ def find_links(text: str, links: Sequence[str] = ()) -> list[FoundLink]:
         if link is None:
             pos = start + 1
             continue
-        found.append(link)
+        found.append(folded.restore(link))
         pos = max(link.end, start + 1)
     return found
 
@@ -289,6 +437,8 @@ def _settle(text: str, match: re.Match[str], matcher: _Matcher) -> FoundLink | N
     """The link a candidate match stands for, or ``None`` if it is no link after all."""
     start = match.start()
     if match.re is _SCHEME:
+        if text[match.end()] not in "/\\" and match.group()[:-1].lower() not in _BARE_SCHEMES:
+            return None  # "Note:this", "Time:10"
         return matcher.url_span(text, start, _run_end(text, match.end()), "url")
     if match.re is _EMAIL:
         at = match.group().index("@")
@@ -297,13 +447,23 @@ def _settle(text: str, match: re.Match[str], matcher: _Matcher) -> FoundLink | N
             return None
         end = start + at + 1 + domain
         return FoundLink(start, end, text[start:end], "email", None)
-    domain = _domain_length(match.group())
+    if match.re is _IPV6:
+        try:
+            address = ip_of_host(match.group())
+        except ValueError:
+            address = None
+        domain = len(match.group()) if address is not None else 0
+    else:
+        domain = _domain_length(match.group())
+        if not domain and _is_ip_host(match.group(), bool(_PORT.match(text, match.end()))):
+            domain = len(match.group())
     if not domain:
         return None
     end = start + domain
     if end == match.end() and end < len(text) and text[end] in ":/?#":
         end = _run_end(text, end)
-    return matcher.url_span(text, start, end, "domain")
+    floor = match.end() if match.re is _IPV6 else 0  # never cut inside the brackets
+    return matcher.url_span(text, start, end, "domain", floor)
 
 
 def links_in(text: str, links: Sequence[str]) -> tuple[str, ...]:

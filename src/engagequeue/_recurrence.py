@@ -463,7 +463,9 @@ class Schedule:
         Starts from the rule period that holds ``lower`` (never from ``DTSTART``), so the
         cost does not grow with the age of the recurrence.
         """
-        lower = max(lower, self.starts_at)
+        if lower < self.starts_at:
+            # starts_at itself is after lower, so it counts even when lower does not.
+            lower, inclusive = self.starts_at, True
         floor = self._wall_floor(lower)
         horizon = _MAX_WALL if floor >= _HORIZON_START else floor + _HORIZON
         if self.until is not None:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import enum
 import functools
-import inspect
 import logging
 import os
 import random
@@ -32,7 +31,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, Self
 
-from ._abc import SessionStatus
+from ._abc import NextDueSource, SendRecorder, SessionStatus, SessionStatusSource, WakeupSource
 from ._context import _CURRENT_TASK
 from ._errors import (
     EngageQueueError,
@@ -48,7 +47,7 @@ from ._retry import RetryPolicy
 from ._times import parse_instant, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from ._abc import MessageTransport, SendReceipt, TaskStore
 
@@ -226,11 +225,24 @@ class Scheduler:
         self._last_recover = float("-inf")
         self._last_probe = float("-inf")
         self._finished = 0
-        # A store whose claim_due can record the sends that follow at once (both of ours),
-        # and its mark_sending, looked up once rather than on every send.
-        self._claim_marks = _accepts(store.claim_due, "sending_due_by")
-        mark = getattr(store, "mark_sending", None)
-        self._mark: Callable[..., Awaitable[object]] | None = mark if callable(mark) else None
+        # What the store and transport offer beyond the original contract, asked once:
+        # wake-ups, the next due time, sends recorded under the claim (both of our stores
+        # offer all three), the gateway's session status.
+        self._wakeups: WakeupSource | None = None
+        self._next_due: NextDueSource | None = None
+        self._recorder: SendRecorder | None = None
+        self._status: SessionStatusSource | None = None
+        self._find_capabilities(store, transport)
+
+    def _find_capabilities(self, store: object, transport: object) -> None:
+        if isinstance(store, WakeupSource):
+            self._wakeups = store
+        if isinstance(store, NextDueSource):
+            self._next_due = store
+        if isinstance(store, SendRecorder):
+            self._recorder = store
+        if isinstance(transport, SessionStatusSource):
+            self._status = transport
 
     def _check_lease(self, lease: timedelta | None) -> timedelta:
         pacing = 0.0
@@ -300,9 +312,8 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         self._stopping = False
-        add = getattr(self.store, "add_wakeup", None)
-        if callable(add):
-            add(self.wake)
+        if self._wakeups is not None:
+            self._wakeups.add_wakeup(self.wake)
         self._runner = asyncio.create_task(
             self._run(), name=f"engagequeue-scheduler {self.worker_id}"
         )
@@ -321,9 +332,8 @@ class Scheduler:
             return
         self._stopping = True
         self.wake()
-        remove = getattr(self.store, "remove_wakeup", None)
-        if callable(remove):
-            remove(self.wake)
+        if self._wakeups is not None:
+            self._wakeups.remove_wakeup(self.wake)
         try:
             await runner
         finally:
@@ -419,10 +429,9 @@ class Scheduler:
         claimed = await self._claim(horizon, free)
         if len(claimed) >= free:
             return 0.0  # more may be due
-        next_due = getattr(self.store, "next_due", None)
-        if not callable(next_due):
+        if self._next_due is None:
             return self.poll_interval
-        due: datetime | None = await next_due()
+        due = await self._next_due.next_due()
         if due is None:
             return self.poll_interval
         if due <= horizon:
@@ -439,13 +448,19 @@ class Scheduler:
         number = self._claims
         self._claims += 1
         at = now or self.now()
-        extra = {}
         send_by = self._sends_at_once_by(at)
-        if send_by is not None:
-            extra["sending_due_by"] = send_by
-        tasks = await self.store.claim_due(
-            now=at, limit=free, worker_id=self.worker_id, lease=self.lease, **extra
-        )
+        if send_by is not None and self._recorder is not None:
+            tasks = await self._recorder.claim_due(
+                now=at,
+                limit=free,
+                worker_id=self.worker_id,
+                lease=self.lease,
+                sending_due_by=send_by,
+            )
+        else:
+            tasks = await self.store.claim_due(
+                now=at, limit=free, worker_id=self.worker_id, lease=self.lease
+            )
         for task in tasks:
             flight = _Flight(task)
             flight.stale = number < self._dropped.get(task.session_id, -1)
@@ -464,7 +479,7 @@ class Scheduler:
         post may wait for its slot) nor ``max_lateness`` (a late one is failed, not sent):
         those posts record it when their send starts.
         """
-        if not self._claim_marks or self.min_send_gap or self.send_gap_jitter:
+        if self._recorder is None or self.min_send_gap or self.send_gap_jitter:
             return None
         if self.max_lateness is not None:
             return None
@@ -494,8 +509,8 @@ class Scheduler:
             )
 
     async def _probe_sessions(self, *, force: bool = False) -> None:
-        status = getattr(self.transport, "session_status", None)
-        if not self.probe_sessions or not self._probed or not callable(status):
+        status_source = self._status
+        if not self.probe_sessions or not self._probed or status_source is None:
             return
         mono = time.monotonic()
         if not force and mono - self._last_probe < self.poll_interval:
@@ -503,7 +518,7 @@ class Scheduler:
         self._last_probe = mono
         for session_id in sorted(self._probed):
             try:
-                state = await status(session_id)
+                state = await status_source.session_status(session_id)
             except Exception as exc:  # noqa: BLE001 - a failed probe only postpones the resume
                 logger.info("session %s: status probe failed: %s", session_id, exc)
                 continue
@@ -612,12 +627,11 @@ class Scheduler:
         ended and whose task another worker took does not send it a second time. When the
         store cannot be written, nothing is sent: the lease returns the task later.
         """
-        mark = self._mark
-        if flight.marked or mark is None:
+        if flight.marked or self._recorder is None:
             return True
         task = flight.task
         try:
-            await mark(task.id, worker_id=self.worker_id)
+            await self._recorder.mark_sending(task.id, worker_id=self.worker_id)
         except (TaskConflict, TaskNotFound) as exc:
             flight.settled = True
             logger.warning(
@@ -763,10 +777,3 @@ def _human(delta: timedelta) -> str:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
 
-
-def _accepts(function: object, keyword: str) -> bool:
-    """Whether ``function`` takes the keyword argument ``keyword``."""
-    try:
-        return keyword in inspect.signature(function).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -232,6 +233,29 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolClosed)
 
 
+_Complete = tuple[str, str | None, str | None, asyncio.Future[Task]]
+"""A complete waiting for its batch: task id, message id, worker id, the caller's future."""
+
+_COMPLETE_BATCH: Final = 500
+"""The most completes committed in one statement."""
+
+_EMPTY: Final = "{}"
+
+
+def _settle(calls: Iterable[_Complete], outcomes: Iterable[Task | BaseException]) -> None:
+    """Hand each waiting call its outcome (a call whose caller gave up is skipped)."""
+    for call, outcome in zip(calls, outcomes, strict=True):
+        future = call[3]
+        if future.done():
+            continue
+        if isinstance(outcome, asyncio.CancelledError):
+            future.cancel()
+        elif isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 class _Event:
     """An event to insert: its task, kind and detail."""
 
@@ -335,6 +359,9 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         self._notify_commit = f"SELECT pg_notify('{self._channel}', '{self._token}'); COMMIT"
         self._listener: asyncio.Task[None] | None = None
         self._claim_sql = self._build_claim_sql()
+        self._complete_sql = self._build_complete_sql()
+        self._completes: list[_Complete] = []
+        self._completer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -1128,7 +1155,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
                 -- Candidates another claimer holds are skipped, not waited for; a row
                 -- changed since the snapshot is checked again at its latest version.
                 SELECT t.id, t.session_id FROM {s}.tasks AS t
-                WHERE t.id = ANY(%(ids)s::text[])
+                WHERE t.id = ANY(%(ids)b::text[])
                   -- Written as a sub-select so that the planner looks the rows up by
                   -- primary key instead of scanning a partial index on status.
                   AND t.status = (SELECT 'pending'::text)
@@ -1157,6 +1184,39 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             SELECT * FROM claimed ORDER BY scheduled_at, id
         """
         return by_time, by_group, take
+
+    def _build_complete_sql(self) -> str:
+        """Complete a batch: one ``UPDATE ... FROM unnest`` and its events, one statement.
+
+        Returns each completed task with its call's position (1-based); a call whose task
+        is not in the source status, or is claimed by another worker, returns nothing.
+        A task named twice is updated once (through one of its calls).
+        """
+        s = self._s
+        source = TRANSITIONS["complete"].source.value
+        returning = ", ".join("t." + c for c in _COLUMNS.split(", "))
+        return f"""
+            WITH v AS (
+                -- Arrays in binary format: psycopg dumps them several times faster.
+                SELECT * FROM unnest(%(ids)b::text[], %(messages)b::text[],
+                    %(workers)b::text[], %(details)b::text[])
+                    WITH ORDINALITY AS v(id, message_id, worker_id, detail, ord)
+            ), done AS (
+                UPDATE {s}.tasks AS t
+                SET status = 'completed', attempts = t.attempts + 1,
+                    message_id = v.message_id, lease_expires_at = NULL,
+                    updated_at = %(now)s, version = t.version + 1
+                FROM v
+                WHERE t.id = v.id AND t.status = '{source}'
+                  AND (v.worker_id IS NULL OR t.worker_id = v.worker_id)
+                RETURNING v.ord, v.detail, {returning}
+            ), logged AS (
+                INSERT INTO {s}.task_events (task_id, at, kind, detail)
+                SELECT d.id, %(now)s, 'completed', d.detail FROM done AS d ORDER BY d.ord
+            )
+            SELECT d.ord, {", ".join("d." + c for c in _COLUMNS.split(", "))}
+            FROM done AS d ORDER BY d.ord
+        """
 
     async def _pick(self, conn: Connection, at: datetime, limit: int) -> list[str]:
         """The ids of the first ``limit`` claimable tasks of the snapshot, by (scheduled_at, id).
@@ -1247,30 +1307,95 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         """Mark a processing task completed (one more attempt).
 
         With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
+        Completes that meet on one store are committed together (see ``_run_completes``).
         """
         check_identifier(task_id, "task_id")
         check_optional_text(message_id, "message_id")
         worker = check_optional_text(worker_id, "worker_id")
-
-        async def run(conn: Connection) -> Task:
-            now = self._now()
-            task = await self._conditional(
-                conn,
-                "complete",
-                task_id,
-                "status = 'completed', attempts = attempts + 1, message_id = %s, "
-                "lease_expires_at = NULL, updated_at = %s",
-                [message_id, now],
-                worker_id=worker,
-            )
-            await self._insert_events(
-                conn, now, [_Event(task, "completed", message_detail(message_id))]
-            )
-            return task
-
-        task = await self._write(run)
+        self._get_pool()
+        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._completes.append((task_id, message_id, worker, future))
+        if self._completer is None:
+            self._completer = asyncio.create_task(self._run_completes())
+        task = await future
         self._log([_Event(task, "completed", message_detail(message_id))])
         return task
+
+    async def _run_completes(self) -> None:
+        """Commit the waiting completes, a batch per transaction, until none wait.
+
+        One batch is in flight at a time: completes that arrive meanwhile wait for the
+        next one, so the busier the store, the larger its batches, while a lone complete
+        is sent at once. A batch is one statement; a call refused there (not processing,
+        another worker's claim, unknown, named twice) gets its own error and the others
+        commit. An error of the whole statement (a bad value, say) reruns the batch one
+        call per transaction, so only the call at fault fails; a lost connection is
+        retried as one transaction, and a commit in doubt is reported to every call.
+        """
+        try:
+            while self._completes:
+                batch = [c for c in self._completes[:_COMPLETE_BATCH] if not c[3].done()]
+                del self._completes[:_COMPLETE_BATCH]
+                if not batch:
+                    continue
+                try:
+                    outcomes = await self._write(functools.partial(self._complete_batch, batch))
+                except psycopg.Error as exc:
+                    if len(batch) == 1 or isinstance(exc, psycopg.OperationalError):
+                        _settle(batch, [exc] * len(batch))
+                        continue
+                    outcomes = []
+                    for one in batch:
+                        try:
+                            outcomes += await self._write(
+                                functools.partial(self._complete_batch, [one])
+                            )
+                        except Exception as error:  # noqa: BLE001 - that call's outcome
+                            outcomes.append(error)
+                except Exception as exc:  # noqa: BLE001 - every call of the batch gets it
+                    outcomes = [exc] * len(batch)
+                _settle(batch, outcomes)
+        except BaseException as exc:
+            # Cancelled (the loop is closing): nobody else would answer the waiting calls.
+            _settle(self._completes, [exc] * len(self._completes))
+            self._completes.clear()
+            raise
+        finally:
+            self._completer = None
+
+    async def _complete_batch(
+        self, batch: Sequence[_Complete], conn: Connection
+    ) -> list[Task | Exception]:
+        """Complete ``batch`` in one statement with its events: each call's task or error."""
+        now = self._now()
+        cursor = await conn.execute(
+            self._complete_sql,
+            {
+                "ids": [c[0] for c in batch],
+                "messages": [c[1] for c in batch],
+                "workers": [c[2] for c in batch],
+                "details": [
+                    _EMPTY if c[1] is None else _dumps(message_detail(c[1])) for c in batch
+                ],
+                "now": now,
+            },
+        )
+        outcomes: list[Task | Exception | None] = [None] * len(batch)
+        for row in await cursor.fetchall():
+            outcomes[row[0] - 1] = _row_to_task(row[1:])
+        missed = [c for c, o in zip(batch, outcomes, strict=True) if o is None]
+        if missed:
+            # Read in this transaction, after the update: a task named twice shows completed.
+            cursor = await conn.execute(
+                f"SELECT id, status, worker_id, version FROM {self._s}.tasks "
+                "WHERE id = ANY(%s::text[])",
+                ([c[0] for c in missed],),
+            )
+            found = {r[0]: r[1:] for r in await cursor.fetchall()}
+            for n, (c, o) in enumerate(zip(batch, outcomes, strict=True)):
+                if o is None:
+                    outcomes[n] = refusal(c[0], "complete", found.get(c[0]), worker_id=c[2])
+        return [o for o in outcomes if o is not None]
 
     async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
         """Record that the send of a processing task starts now (event ``sending``).

@@ -8,14 +8,16 @@ transaction that read the row. The engines differ only in how they lock and writ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
 
 from ._errors import RecurrenceConflict, ValidationError
-from ._models import MediaType, Payload, check_identifier
+from ._models import MediaType, Payload, TaskEvent, check_identifier
 from ._recurrence import (
     Following,
     Recurrence,
@@ -24,7 +26,7 @@ from ._recurrence import (
     check_count,
     skipped_details,
 )
-from ._store_common import NewTask, check_max_attempts, check_payload, new_task_id
+from ._store_common import NewTask, check_max_attempts, check_payload, new_task_id, unchecked
 from ._times import isoformat, parse_instant
 
 __all__ = [
@@ -522,3 +524,59 @@ def cancel_detail(plan: RecurrencePlan) -> dict[str, Any]:
     """The detail of the ``cancelled`` event of an occurrence a pause or an end cancels."""
     status = plan.state.recurrence.status.value
     return {"reason": f"recurrence {'paused' if status == 'paused' else 'ended'}"}
+
+
+def recurrence_event(row: Sequence[Any], instant: Callable[[Any], datetime]) -> TaskEvent:
+    """A recurrence event from its row ``(seq, recurrence_id, at, kind, detail)``."""
+    event: TaskEvent = unchecked(
+        TaskEvent,
+        id=row[0],
+        task_id=row[1],
+        at=instant(row[2]),
+        kind=row[3],
+        detail=MappingProxyType(json.loads(row[4])),
+    )
+    return event
+
+
+class RecurrenceChanges:
+    """The recurrence methods both engines share: each is a plan run by ``_change``.
+
+    An engine's mixin provides ``_change``: read the recurrence locked, apply the plan and
+    write what it says (the recurrence, its events, the occurrence) in one transaction.
+    """
+
+    async def _change(
+        self, recurrence_id: str, plan: Callable[[RecurrenceState, datetime], RecurrencePlan]
+    ) -> Recurrence:
+        raise NotImplementedError
+
+    async def edit_recurrence(
+        self,
+        recurrence_id: str,
+        *,
+        payload: Payload | None = None,
+        rule: str | None = None,
+        timezone: str | None = None,
+        until: datetime | str | None = None,
+        count: int | None = None,
+    ) -> Recurrence:
+        """Change a recurrence; see ``RecurringTaskStore.edit_recurrence``."""
+        return await self._change(
+            recurrence_id,
+            lambda state, now: plan_edit(
+                state, now, payload=payload, rule=rule, timezone=timezone, until=until, count=count
+            ),
+        )
+
+    async def pause_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Pause: cancel the pending occurrence and create no more until resumed."""
+        return await self._change(recurrence_id, plan_pause)
+
+    async def resume_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Resume: the first occurrence after now becomes the pending one."""
+        return await self._change(recurrence_id, plan_resume)
+
+    async def end_recurrence(self, recurrence_id: str) -> Recurrence:
+        """End for good: cancel the pending occurrence."""
+        return await self._change(recurrence_id, plan_end)

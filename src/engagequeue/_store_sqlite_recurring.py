@@ -13,15 +13,15 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import RecurrenceNotFound, TaskConflict
 from ._models import Payload, Task, TaskEvent, check_identifier
 from ._recurrence import Recurrence, RecurrenceStatus
-from ._store_common import NewTask, new_task_id, now_or, unchecked
+from ._store_common import NewTask, new_task_id, now_or
 from ._store_recurring import (
     RECURRENCE_COLUMNS,
+    RecurrenceChanges,
     RecurrencePlan,
     RecurrenceState,
     cancel_detail,
@@ -29,10 +29,7 @@ from ._store_recurring import (
     occurrence_task,
     plan_add,
     plan_advance,
-    plan_edit,
-    plan_end,
-    plan_pause,
-    plan_resume,
+    recurrence_event,
     state_reader,
     state_values,
 )
@@ -104,8 +101,8 @@ def _dumps(detail: Mapping[str, Any]) -> str:
     return json.dumps(dict(detail), default=str)
 
 
-class SQLiteRecurringMixin:
-    """The recurring methods of ``SQLiteTaskStore``; see ``TaskStore`` for the promises."""
+class SQLiteRecurringMixin(RecurrenceChanges):
+    """The recurring methods of ``SQLiteTaskStore`` (the promises: ``RecurringTaskStore``)."""
 
     if TYPE_CHECKING:
         _clock: Clock
@@ -321,36 +318,6 @@ class SQLiteRecurringMixin:
         found: list[Recurrence] = await self._call(run)
         return found
 
-    async def edit_recurrence(
-        self,
-        recurrence_id: str,
-        *,
-        payload: Payload | None = None,
-        rule: str | None = None,
-        timezone: str | None = None,
-        until: datetime | str | None = None,
-        count: int | None = None,
-    ) -> Recurrence:
-        """Change a recurrence; see ``TaskStore.edit_recurrence``."""
-        return await self._change(
-            recurrence_id,
-            lambda state, now: plan_edit(
-                state, now, payload=payload, rule=rule, timezone=timezone, until=until, count=count
-            ),
-        )
-
-    async def pause_recurrence(self, recurrence_id: str) -> Recurrence:
-        """Pause: cancel the pending occurrence and create no more until resumed."""
-        return await self._change(recurrence_id, plan_pause)
-
-    async def resume_recurrence(self, recurrence_id: str) -> Recurrence:
-        """Resume: the first occurrence after now becomes the pending one."""
-        return await self._change(recurrence_id, plan_resume)
-
-    async def end_recurrence(self, recurrence_id: str) -> Recurrence:
-        """End for good: cancel the pending occurrence."""
-        return await self._change(recurrence_id, plan_end)
-
     async def recurrence_events(self, recurrence_id: str) -> list[TaskEvent]:
         """The recurrence's audit trail, oldest first (``task_id`` holds the recurrence id)."""
         check_identifier(recurrence_id, "recurrence_id")
@@ -367,17 +334,7 @@ class SQLiteRecurringMixin:
                 ).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return [
-                unchecked(
-                    TaskEvent,
-                    id=r[0],
-                    task_id=r[1],
-                    at=from_micros(r[2]),
-                    kind=r[3],
-                    detail=MappingProxyType(json.loads(r[4])),
-                )
-                for r in rows
-            ]
+            return [recurrence_event(r, from_micros) for r in rows]
 
         events: list[TaskEvent] = await self._call(run)
         return events

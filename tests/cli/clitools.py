@@ -153,26 +153,29 @@ class Process:
     def __init__(self, target: Target, *args: str, env: dict[str, str] | None = None) -> None:
         import tempfile
 
-        self.out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
-        self.err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        # The child writes through its own O_APPEND descriptors and the parent reads each
+        # file afresh by path: a shared descriptor would share its offset, so a read's
+        # seek(0) would make the child's next write overwrite earlier output.
+        self._dir = tempfile.TemporaryDirectory()
+        self._out_path = Path(self._dir.name, "stdout")
+        self._err_path = Path(self._dir.name, "stderr")
         full = {**os.environ, **target.env, **(env or {})}
         full.pop("ENGAGEQUEUE_DB", None)
-        self.proc = subprocess.Popen(
-            [*command(), *target.db_args, *args],
-            stdout=self.out,
-            stderr=self.err,
-            text=True,
-            env=full,
-            cwd=target.cwd,
-        )
+        with self._out_path.open("a") as out, self._err_path.open("a") as err:
+            self.proc = subprocess.Popen(
+                [*command(), *target.db_args, *args],
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=full,
+                cwd=target.cwd,
+            )
 
     def stdout(self) -> str:
-        self.out.seek(0)
-        return self.out.read()
+        return self._out_path.read_text(errors="replace")
 
     def stderr(self) -> str:
-        self.err.seek(0)
-        return self.err.read()
+        return self._err_path.read_text(errors="replace")
 
     def wait_for(self, predicate: Any, timeout: float = 30.0, what: str = "output") -> None:
         """Poll until ``predicate(self)`` is true; fail with the output if the process ends."""
@@ -204,8 +207,7 @@ class Process:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.out.close()
-        self.err.close()
+        self._dir.cleanup()
 
 
 def serve(target: Target, *args: str) -> tuple[Process, str]:

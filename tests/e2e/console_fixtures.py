@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +90,11 @@ def console(make_console: Callable[..., ConsoleServer]) -> ConsoleServer:
     return make_console()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A page in Paris time, so local and UTC differ; page errors fail the test."""
+@contextmanager
+def desktop_page(browser: Any, timezone_id: str) -> Iterator[Any]:
+    """A wide page in a new context in ``timezone_id``; page errors fail the test."""
     context = browser.new_context(
-        viewport={"width": 1440, "height": 900}, timezone_id="Europe/Paris", locale="en-GB"
+        viewport={"width": 1440, "height": 900}, timezone_id=timezone_id, locale="en-GB"
     )
     opened = context.new_page()
     errors: list[str] = []
@@ -102,3 +103,10 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page in Paris time, so local and UTC differ; page errors fail the test."""
+    with desktop_page(browser, "Europe/Paris") as opened:
+        yield opened

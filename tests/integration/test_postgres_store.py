@@ -918,3 +918,35 @@ async def test_a_schema_of_the_previous_release_opens_with_every_post_and_event_
         assert (await store.cancel(pending.id, if_version=1)).version == 2
     rows = await sql(f"SELECT version FROM {s}.schema_version ORDER BY version")
     assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_concurrent_completes_are_batched_and_each_gets_its_own_outcome(
+    pg: PostgresTaskStore,
+) -> None:
+    """Completes that meet share one statement; a stale worker's call fails alone."""
+    await pg.add_session("s")
+    await pg.schedule_many([("s", f"g{i}", Payload.text(f"#{i}"), T0) for i in range(6)])
+    claimed = await pg.claim_due(now=T0, limit=6, worker_id="w")
+    assert len(claimed) == 6
+    stale, unknown, *good = claimed
+    outcomes = await asyncio.gather(
+        pg.complete(stale.id, message_id="x", worker_id="someone-else"),
+        pg.complete("no-such-task", worker_id="w"),
+        *(pg.complete(t.id, message_id=f"m-{t.id}", worker_id="w") for t in good),
+        pg.complete(good[0].id, worker_id="w"),  # the same task twice in one batch
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], engagequeue.TaskConflict)
+    assert "someone-else" in str(outcomes[0])
+    assert isinstance(outcomes[1], TaskNotFound)
+    done = outcomes[2:-1]
+    assert [t.id for t in done] == [t.id for t in good]  # type: ignore[union-attr]
+    assert all(t.status is TaskStatus.COMPLETED and t.version == 3 for t in done)  # type: ignore[union-attr]
+    assert isinstance(outcomes[-1], engagequeue.TaskConflict)
+    # All of them were committed by one transaction: the same updated_at and one event each.
+    assert len({t.updated_at for t in done}) == 1  # type: ignore[union-attr]
+    for t in good:
+        assert [e.kind for e in await pg.events(t.id)] == ["created", "claimed", "completed"]
+        assert (await pg.events(t.id))[-1].detail == {"message_id": f"m-{t.id}"}
+    assert (await pg.get(stale.id)).status is TaskStatus.PROCESSING
+    assert (await pg.complete(stale.id, worker_id="w")).status is TaskStatus.COMPLETED

@@ -209,6 +209,19 @@ async def test_pause_cancels_the_pending_occurrence_and_resume_creates_the_first
     assert await kinds(rstore, r.id) == ["created", "scheduled", "paused", "resumed", "scheduled"]
 
 
+async def test_resuming_before_the_start_keeps_the_first_occurrence(rstore, clock) -> None:
+    # Regression: a recurrence paused and resumed before its start lost the occurrence at
+    # starts_at (the search "after now" began strictly after starts_at instead).
+    r = await add_daily(rstore, starts_at=NINE_PARIS)
+    assert r.next_at == NINE_PARIS
+    await rstore.pause_recurrence(r.id)
+    clock.now = NINE_PARIS - timedelta(minutes=10)
+    resumed = await rstore.resume_recurrence(r.id)
+    [task] = await pending(rstore, r.id)
+    assert task.scheduled_at == resumed.next_at == NINE_PARIS
+    assert resumed.issued == 1
+
+
 async def test_end_leaves_no_pending_occurrence_and_refuses_pause_resume_edit(rstore) -> None:
     r = await add_daily(rstore)
     ended = await rstore.end_recurrence(r.id)

@@ -8,9 +8,9 @@ database: ``[postgres]``) say which one to install.
 
 from __future__ import annotations
 
-from . import _demo, _serve, _tasks, _worker
+from . import _demo, _recurring, _serve, _tasks, _worker
 from ._app import cli, main
 
 __all__ = ["cli", "main"]
 
-del _demo, _serve, _tasks, _worker  # imported for the commands they register
+del _demo, _recurring, _serve, _tasks, _worker  # imported for the commands they register

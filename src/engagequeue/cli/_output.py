@@ -18,14 +18,17 @@ from engagequeue._converters import converter
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from engagequeue._models import Page, Task, TaskEvent
+    from engagequeue._models import Page, Payload, Task, TaskEvent
 
     from ._inspect import SessionRow
 
 __all__ = [
     "echo_json",
     "event_table",
+    "field_lines",
     "page_table",
+    "payload_fields",
+    "payload_summary",
     "session_table",
     "task_detail",
     "task_table",
@@ -71,12 +74,16 @@ def table(
     return "\n".join(lines)
 
 
-def _what(task: Task) -> str:
-    payload = task.payload
+def payload_summary(payload: Payload) -> str:
+    """A post in one table cell: its text, or its media URL and caption."""
     if payload.media_url is None:
         return payload.content or ""
     caption = f" | {payload.content}" if payload.content else ""
     return f"{payload.media_url}{caption}"
+
+
+def _what(task: Task) -> str:
+    return payload_summary(task.payload)
 
 
 _TASK_HEADERS: Final = ("ID", "SCHEDULED (UTC)", "STATUS", "TYPE", "TRIES", "CONTENT")
@@ -110,18 +117,12 @@ def page_table(page: Page) -> str:
 
 def task_detail(task: Task) -> str:
     """One task, one field per line."""
-    payload = task.payload
     fields: list[tuple[str, object]] = [
         ("id", task.id),
         ("session", task.session_id),
         ("group", task.group_id),
-        ("type", payload.media_type.value),
+        *payload_fields(task.payload),
     ]
-    if payload.media_url is not None:
-        fields.append(("media url", payload.media_url))
-        fields.append(("caption", payload.content))
-    else:
-        fields.append(("text", payload.content))
     fields += [
         ("scheduled", when(task.scheduled_at)),
         ("status", task.status.value),
@@ -130,6 +131,21 @@ def task_detail(task: Task) -> str:
         ("created", when(task.created_at)),
         ("updated", when(task.updated_at)),
     ]
+    return field_lines(fields)
+
+
+def payload_fields(payload: Payload) -> list[tuple[str, object]]:
+    """A post's type and content as ``(name, value)`` lines of a detail view."""
+    fields: list[tuple[str, object]] = [("type", payload.media_type.value)]
+    if payload.media_url is not None:
+        fields += [("media url", payload.media_url), ("caption", payload.content)]
+    else:
+        fields.append(("text", payload.content))
+    return fields
+
+
+def field_lines(fields: Sequence[tuple[str, object]]) -> str:
+    """One ``name  value`` line per field, the values aligned; ``None`` shows as ``-``."""
     width = max(len(name) for name, _ in fields)
     return "\n".join(
         f"{name.ljust(width)}  {'-' if value is None else value}" for name, value in fields

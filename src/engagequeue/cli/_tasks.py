@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from engagequeue._errors import ValidationError
+from engagequeue._errors import ValidationError, VersionConflict
 from engagequeue._filters import parse_bound, parse_status_filter
-from engagequeue._models import MediaType, Payload, check_identifier
+from engagequeue._models import MediaType, Payload, TaskStatus, check_identifier
 from engagequeue._times import parse_instant
 
 from ._app import BadInput, CliError, Config, bad_input, register, run_with_store
@@ -44,6 +44,9 @@ _AT_HELP: Final = (
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the HTTP API's JSON instead of a table."
 )
+
+_MAX_MERGES: Final = 16
+"""How often ``edit`` re-reads and re-merges after a concurrent change of the post."""
 
 
 def parse_when(text: str, option: str = "--at", *, now: datetime | None = None) -> datetime:
@@ -254,6 +257,33 @@ def edited_payload(task: Task, text: str | None, caption: str | None) -> Payload
         raise bad_input(exc, {"content": option}) from None
 
 
+async def edit_merged(
+    store: TaskStore,
+    task_id: str,
+    text: str | None,
+    caption: str | None,
+    when: datetime | None,
+) -> Task:
+    """Apply ``--text``/``--caption``/``--at`` to the post, never losing a concurrent edit.
+
+    The new payload is built from the post as read, so it is applied to that version only;
+    after a concurrent change the post is read again and the options merged onto it.
+    """
+    if text is None and caption is None:
+        return await store.edit(task_id, scheduled_at=when)
+    for _ in range(_MAX_MERGES):
+        task = await store.get(task_id)
+        payload = edited_payload(task, text, caption)
+        try:
+            return await store.edit(
+                task_id, payload=payload, scheduled_at=when, if_version=task.version
+            )
+        except VersionConflict as exc:
+            if exc.status is not TaskStatus.PENDING:
+                raise
+    raise CliError(f"post {task_id} changed {_MAX_MERGES} times while editing; retry")
+
+
 @click.command()
 @click.argument("task_id")
 @click.option("--text", metavar="BODY", help="The new body of a text post.")
@@ -278,10 +308,7 @@ def edit(
     when = parse_when(at) if at is not None else None
 
     async def run(store: TaskStore) -> Task:
-        payload = None
-        if text is not None or caption is not None:
-            payload = edited_payload(await store.get(task_id), text, caption)
-        return await store.edit(task_id, payload=payload, scheduled_at=when)
+        return await edit_merged(store, task_id, text, caption, when)
 
     _print_task(run_with_store(_config(ctx), run), as_json, "edited")
 
@@ -332,6 +359,7 @@ def events(ctx: click.Context, task_id: str, as_json: bool) -> None:
     metavar="STATUS",
     help="pending, processing, completed, failed or cancelled; repeat or comma-separate.",
 )
+@click.option("--recurrence", metavar="ID", help="Only the occurrences of this recurring post.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 @json_option
@@ -343,6 +371,7 @@ def history(
     start: str | None,
     end: str | None,
     statuses: tuple[str, ...],
+    recurrence: str | None,
     limit: int,
     offset: int,
     as_json: bool,
@@ -350,17 +379,29 @@ def history(
     """List a group's posts by time, filtered and paginated."""
     _identifier(session, "SESSION")
     _identifier(group, "GROUP")
+    if recurrence is not None:
+        _identifier(recurrence, "--recurrence")
     try:
         lower = parse_bound(start, "--start", end=False)
         upper = parse_bound(end, "--end", end=True)
         wanted = parse_status_filter(statuses)
     except ValidationError as exc:
         raise bad_input(exc) from None
+    # Both stores filter by recurrence; the TaskStore protocol predates recurring posts.
+    filtered: dict[str, Any] = {} if recurrence is None else {"recurrence_id": recurrence}
     page = run_with_store(
         _config(ctx),
         lambda s: s.history(
-            session, group, start=lower, end=upper, status=wanted, limit=limit, offset=offset
+            session,
+            group,
+            start=lower,
+            end=upper,
+            status=wanted,
+            limit=limit,
+            offset=offset,
+            **filtered,
         ),
+        errors={"recurrence_id": "--recurrence"},
     )
     if as_json:
         echo_json(page)

@@ -93,6 +93,23 @@ function localDay(value, days = 0) {
   return new Date(y, m - 1, d + days);
 }
 
+/** How far ``zone``'s wall clock is ahead of UTC at the instant ``ms`` (whole seconds). */
+function zoneOffset(ms, zone) {
+  const format = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", second: "numeric",
+  });
+  const p = Object.fromEntries(format.formatToParts(new Date(ms)).map((part) => [part.type, Number(part.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+}
+
+/** The instant at which ``zone``'s wall clock shows the given date and time. */
+function wallTimeIn(zone, year, month, day, hour, minute, second) {
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second);
+  const guess = wall - zoneOffset(wall, zone);
+  return new Date(wall - zoneOffset(guess, zone)); // the offset at the answer, across a DST change
+}
+
 function startOfWeek(date) {
   const day = new Date(date.getFullYear(), date.getMonth(), date.getDate());
   day.setDate(day.getDate() - ((day.getDay() + 6) % 7)); // Monday
@@ -277,7 +294,7 @@ class PostForm {
       el("option", { value: "WEEKLY" }, "Every week on…"),
       el("option", { value: "MONTHLY" }, "Every month on day…"));
     freq.addEventListener("change", () => this.ruleChanged());
-    const days = el("fieldset", { className: "field weekdays", id: this.fieldId("days") },
+    const days = el("fieldset", { className: "field weekdays", id: this.fieldId("days"), "aria-describedby": `${this.fieldId("days")}-error` },
       el("legend", {}, "Days"),
       el("div", { className: "checks" }, WEEKDAYS.map(([code, label]) =>
         el("label", { className: "check" }, el("input", { type: "checkbox", value: code }), el("span", {}, label)))),
@@ -480,10 +497,13 @@ class PostForm {
       errors.push({ field: "monthDay", message: "Give a day from 1 to 31." });
     }
     if (!/^\d{2}:\d{2}$/.test(f.time.control.value)) errors.push({ field: "time", message: "Give a time such as 09:00." });
-    const zone = f.timezone.control.value.trim();
+    let zone = f.timezone.control.value.trim();
     try {
-      new Intl.DateTimeFormat("en", { timeZone: zone });
       if (!zone) throw new RangeError("empty");
+      const resolved = new Intl.DateTimeFormat("en", { timeZone: zone }).resolvedOptions().timeZone;
+      // The browser takes any case, the server only the IANA spelling; other names the browser
+      // maps elsewhere ("EST" becomes "America/Panama") are left as given.
+      if (resolved.toLowerCase() === zone.toLowerCase()) zone = resolved;
     } catch {
       errors.push({ field: "timezone", message: "Give an IANA time zone, such as Europe/Paris." });
     }
@@ -493,7 +513,11 @@ class PostForm {
     if (ends === "count" && !(Number.isInteger(count) && count >= 1)) errors.push({ field: "count", message: "Give a whole number of at least 1." });
     values.rule = this.rule();
     values.timezone = zone;
-    if (ends === "until" && f.until.control.value) values.until = utcString(localDay(f.until.control.value, 1));
+    if (ends === "until" && f.until.control.value && !errors.some((e) => e.field === "timezone")) {
+      // The last day is a day of the rule's zone, where its occurrences are wall times.
+      const [y, m, d] = f.until.control.value.split("-").map(Number);
+      values.until = utcString(wallTimeIn(zone, y, m, d, 23, 59, 59));
+    }
     if (ends === "count") values.count = count;
     return errors;
   }
@@ -574,6 +598,11 @@ function typeBadge(type) {
   return el("span", { className: `type type-${type}` }, TYPE_LABELS[type] || type);
 }
 
+/** The mark of an occurrence of a recurring post, in the list and the week. */
+function recurringTag(task) {
+  return task.recurrenceId ? el("span", { className: "tag" }, "recurring") : null;
+}
+
 function historyQuery({ start, end, statuses, limit, offset }) {
   const query = [["limit", String(limit)], ["offset", String(offset)]];
   if (start) query.push(["startDate", start]);
@@ -607,7 +636,7 @@ async function loadList() {
   const rows = page.items.map((task) =>
     el("tr", { dataset: { taskId: task.id }, className: `row-${task.status}` },
       el("td", { className: "when", "data-label": "When" }, timeEl(task.scheduledAt)),
-      el("td", { "data-label": "Type" }, typeBadge(task.mediaType), task.recurrenceId ? el("span", { className: "tag" }, "recurring") : null),
+      el("td", { "data-label": "Type" }, typeBadge(task.mediaType), recurringTag(task)),
       el("td", { className: "content", "data-label": "Content" },
         el("button", { type: "button", className: "link preview", onclick: () => openPost(task.id) }, preview(task))),
       el("td", { "data-label": "Status" }, statusBadge(task.status))));
@@ -688,7 +717,7 @@ async function loadWeek() {
         ? el("ul", { className: "day-items" }, own.map((task) =>
           el("li", {},
             el("button", { type: "button", className: `week-item status-${task.status}`, dataset: { taskId: task.id }, onclick: () => openPost(task.id) },
-              el("span", { className: "week-time" }, timeEl(task.scheduledAt, fmtTime), " ", typeBadge(task.mediaType)),
+              el("span", { className: "week-time" }, timeEl(task.scheduledAt, fmtTime), " ", typeBadge(task.mediaType), recurringTag(task)),
               el("span", { className: "week-text" }, preview(task)),
               el("span", { className: "visually-hidden" }, `, ${STATUS_LABELS[task.status]}`)))))
         : el("p", { className: "day-empty" }, "Nothing")));
@@ -1025,6 +1054,14 @@ function describeRule(rule) {
   return rule;
 }
 
+/** When a recurrence stops: after a number of posts, at an instant, or never (nothing shown). */
+function recurrenceEnd(item) {
+  const parts = [];
+  if (item.count) parts.push(`after ${fmtNumber.format(item.count)} ${item.count === 1 ? "post" : "posts"}`);
+  if (item.until) parts.push(parts.length ? " or after " : "after ", timeEl(item.until));
+  return parts.length ? el("p", { className: "recurrence-end" }, "Ends ", parts) : null;
+}
+
 const RECURRENCE_LABELS = { active: "Active", paused: "Paused", ended: "Ended" };
 
 async function loadRecurring() {
@@ -1042,7 +1079,8 @@ async function loadRecurring() {
       el("div", { className: "recurrence-main" },
         el("p", { className: "recurrence-rule" }, describeRule(item.rule), el("span", { className: "zone" }, ` (${item.timezone})`)),
         el("p", { className: "recurrence-text" }, typeBadge(item.mediaType), " ", el("span", {}, item.content || item.mediaUrl || "")),
-        el("p", { className: "recurrence-next" }, item.nextAt ? ["Next: ", timeEl(item.nextAt)] : "No next occurrence")),
+        el("p", { className: "recurrence-next" }, item.nextAt ? ["Next: ", timeEl(item.nextAt), " (your time)"] : "No next occurrence"),
+        recurrenceEnd(item)),
       el("div", { className: "recurrence-side" },
         el("span", { className: `badge recurrence-${item.status}` }, RECURRENCE_LABELS[item.status] || item.status),
         el("div", { className: "actions" }, actions)));

@@ -107,14 +107,10 @@ def test_errors_have_the_contract_bases() -> None:
         assert issubclass(getattr(engagequeue, name), engagequeue.TransportError)
 
 
-def test_importing_the_package_loads_no_optional_backend() -> None:
-    code = (
-        "import sys, engagequeue; "
-        "heavy = [m for m in ('psycopg', 'fastapi', 'openai', 'httpx', 'starlette', 'pytest') "
-        "if m in sys.modules]; print(','.join(heavy))"
-    )
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter that imports engagequeue from this checkout."""
     src = str(Path(engagequeue.__file__).resolve().parents[1])
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
@@ -122,6 +118,15 @@ def test_importing_the_package_loads_no_optional_backend() -> None:
         timeout=60,
         env={**os.environ, "PYTHONPATH": src},
     )
+
+
+def test_importing_the_package_loads_no_optional_backend() -> None:
+    code = (
+        "import sys, engagequeue; "
+        "heavy = [m for m in ('psycopg', 'fastapi', 'openai', 'httpx', 'starlette', 'pytest') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = fresh_python(code)
     assert out.stdout.strip() == ""
 
 
@@ -145,14 +150,6 @@ def test_engagequeue_testing_without_pytest_says_which_extra_to_install() -> Non
         "try:\n    import engagequeue.testing\n"
         "except ImportError as exc:\n    print(exc)\n"
     )
-    src = str(Path(engagequeue.__file__).resolve().parents[1])
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": src},
-    )
+    out = fresh_python(code)
     assert "pytest_asyncio is missing" in out.stdout
     assert "pip install 'engagequeue[testing]'" in out.stdout

@@ -712,6 +712,18 @@ def _calibrated(figures: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+def machine_info(load_start: float) -> dict[str, Any]:
+    """What skews every figure: cores, versions, and the 1-minute load at start and now."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "load_average_1m_at_start": load_start,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
@@ -811,14 +823,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "engagequeue SQLiteTaskStore",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "load_average_1m_at_start": load_start,
-            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine_info(load_start),
         "parameters": params,
         "figures": figures,
         "targets": _verdicts(figures),

@@ -107,14 +107,10 @@ def test_errors_have_the_contract_bases() -> None:
         assert issubclass(getattr(engagequeue, name), engagequeue.TransportError)
 
 
-def test_importing_the_package_loads_no_optional_backend() -> None:
-    code = (
-        "import sys, engagequeue; "
-        "heavy = [m for m in ('psycopg', 'fastapi', 'openai', 'httpx', 'starlette') "
-        "if m in sys.modules]; print(','.join(heavy))"
-    )
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter that imports engagequeue from this checkout."""
     src = str(Path(engagequeue.__file__).resolve().parents[1])
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
@@ -122,4 +118,38 @@ def test_importing_the_package_loads_no_optional_backend() -> None:
         timeout=60,
         env={**os.environ, "PYTHONPATH": src},
     )
+
+
+def test_importing_the_package_loads_no_optional_backend() -> None:
+    code = (
+        "import sys, engagequeue; "
+        "heavy = [m for m in ('psycopg', 'fastapi', 'openai', 'httpx', 'starlette', 'pytest') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = fresh_python(code)
     assert out.stdout.strip() == ""
+
+
+def test_engagequeue_testing_exports_the_conformance_suite() -> None:
+    import inspect
+
+    from engagequeue import testing
+
+    assert testing.__all__ == ["StoreFactory", "TaskStoreSuite"]
+    suite = testing.TaskStoreSuite
+    tests = [name for name in dir(suite) if name.startswith("test_")]
+    assert len(tests) >= 50
+    assert all(inspect.iscoroutinefunction(getattr(suite, name)) for name in tests)
+    # Not collected by itself (pytest collects Test* classes): only a subclass runs it.
+    assert not suite.__name__.startswith("Test")
+
+
+def test_engagequeue_testing_without_pytest_says_which_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['pytest_asyncio'] = None\n"
+        "try:\n    import engagequeue.testing\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = fresh_python(code)
+    assert "pytest_asyncio is missing" in out.stdout
+    assert "pip install 'engagequeue[testing]'" in out.stdout

@@ -18,6 +18,7 @@ MODULES = [
     ("engagequeue.transports", "Gateway transports and session-status webhooks (`[gateways]`)."),
     ("engagequeue.compose", "The AI post composer (`[ai]`)."),
     ("engagequeue.http", "The moderation endpoints as a FastAPI router (`[http]`)."),
+    ("engagequeue.testing", "The store conformance suite, for a store of your own (`[testing]`)."),
 ]
 
 

@@ -140,3 +140,27 @@ async def test_a_refused_group_is_403_and_its_recurrences_404(store: SQLiteTaskS
         assert (await http.post(f"{ONE}/{made['id']}/pause")).status_code == 404
         assert (await http.get(f"{ONE}/unknown-id")).status_code == 404
     assert (await store.get_recurrence(str(made["id"]))).status.value == "active"
+
+
+async def test_history_filters_one_recurrences_occurrences(store: SQLiteTaskStore) -> None:
+    async with _client(store) as http:
+        mondays = await _create(http)
+        fridays = await _create(http, rule="FREQ=WEEKLY;BYDAY=FR;BYHOUR=9;BYMINUTE=0")
+        one_off = await http.post(
+            GROUP,
+            json={"mediaType": "text", "content": "once", "scheduledAt": "2999-03-05T10:00:00Z"},
+        )
+        assert one_off.status_code == 201, one_off.text
+        everything = (await http.get(f"{GROUP}/history")).json()
+        assert everything["total"] == 3
+        for made in (mondays, fridays):
+            page = (await http.get(f"{GROUP}/history", params={"recurrenceId": made["id"]})).json()
+            assert page["total"] == 1
+            assert [t["recurrenceId"] for t in page["items"]] == [made["id"]]
+            assert _instant(page["items"][0]["scheduledAt"]) == _instant(made["nextAt"])
+        unknown = await http.get(f"{GROUP}/history", params={"recurrenceId": "661a0000"})
+        assert unknown.json()["total"] == 0
+        bad = await http.get(f"{GROUP}/history", params={"recurrenceId": "  "})
+        assert bad.status_code == 422, bad.text
+        assert "recurrenceId" in bad.text
+        assert "recurrence_id" not in bad.text

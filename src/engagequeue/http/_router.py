@@ -148,6 +148,14 @@ StatusFilter = Annotated[
         "repeat the parameter or separate names with commas.",
     ),
 ]
+RecurrenceFilter = Annotated[
+    str | None,
+    Query(
+        alias="recurrenceId",
+        max_length=128,
+        description="Only the occurrences of this recurring post.",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")]
 Offset = Annotated[int, Query(ge=0, le=_MAX_OFFSET, description="Items to skip.")]
 
@@ -332,6 +340,7 @@ class _Endpoints:
         start_date: StartDate = None,
         end_date: EndDate = None,
         status: StatusFilter = None,
+        recurrence_id: RecurrenceFilter = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> JSONResponse:
@@ -341,15 +350,24 @@ class _Endpoints:
         end = parse_bound(end_date, "endDate", end=True)
         if start is not None and end is not None and end < start:
             raise ValidationError("endDate must not be before startDate", field="endDate")
-        page = await self.store.history(
-            session_id,
-            group_id,
-            start=start,
-            end=end,
-            status=parse_status_filter(status),
-            limit=limit,
-            offset=offset,
-        )
+        # Only when asked: a store of the original contract has no recurrence filter.
+        only: dict[str, str] = {} if recurrence_id is None else {"recurrence_id": recurrence_id}
+        try:
+            page = await self.store.history(
+                session_id,
+                group_id,
+                start=start,
+                end=end,
+                status=parse_status_filter(status),
+                limit=limit,
+                offset=offset,
+                **only,
+            )
+        except ValidationError as exc:
+            if exc.field == "recurrence_id":
+                message = str(exc).replace("recurrence_id", "recurrenceId")
+                raise ValidationError(message, field="recurrenceId") from None
+            raise
         return _json(converter.unstructure(page))
 
     async def connection(

@@ -37,11 +37,27 @@ def _doc(obj: object) -> str:
 
 
 def _members(cls: type) -> list[tuple[str, object]]:
-    out = []
-    for name, member in vars(cls).items():
-        if name.startswith("_") or not (inspect.isfunction(member) or isinstance(member, property)):
-            continue
-        out.append((name, member))
+    """The class's public methods and properties, then those it inherits from private bases.
+
+    A private base (such as the stores' ``StoreBase``) has no section of its own, so what
+    it gives the class is listed under the class.
+    """
+    import engagequeue
+
+    public = {getattr(engagequeue, n) for n in engagequeue.__all__}
+    private_bases = [
+        base
+        for base in cls.__mro__[1:]
+        if base.__module__.startswith("engagequeue.") and base not in public
+    ]
+    out, seen = [], set()
+    for owner in (cls, *private_bases):
+        for name, member in vars(owner).items():
+            public_member = inspect.isfunction(member) or isinstance(member, property)
+            if name.startswith("_") or not public_member or name in seen:
+                continue
+            seen.add(name)
+            out.append((name, member))
     return out
 
 

@@ -776,4 +776,3 @@ def _human(delta: timedelta) -> str:
     if seconds < 7200:  # noqa: PLR2004
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
-

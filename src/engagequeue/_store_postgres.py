@@ -27,58 +27,18 @@ import logging
 import re
 import secrets
 import zlib
-from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential,
-    wait_random,
-)
+import tenacity
 
-from ._errors import (
-    EngageQueueError,
-    OutcomeUnknownError,
-    SessionNotFound,
-    TaskNotFound,
-    ValidationError,
-)
-from ._models import Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
+from . import _errors, _store_args, _store_rows
+from . import _store_base as base
+from ._errors import EngageQueueError, OutcomeUnknownError, SessionNotFound, TaskNotFound
+from ._models import Page, Task, TaskEvent
 from ._state import TRANSITIONS
-from ._store_common import (
-    STATUSES,
-    TASK_COLUMNS,
-    Clock,
-    NewTask,
-    WakeupMixin,
-    check_detail,
-    check_durability,
-    check_error,
-    check_keep,
-    check_on_expired,
-    check_optional_text,
-    check_version,
-    conditional_where,
-    default_clock,
-    fail_event,
-    log_event,
-    message_detail,
-    now_or,
-    prepare_claim,
-    prepare_edit,
-    prepare_history,
-    prepare_many,
-    prepare_task,
-    refusal,
-    sending_bound,
-    sending_detail,
-    task_reader,
-    unchecked,
-)
+from ._store_args import Clock, HistoryQuery, NewTask
+from ._store_ops import Event, message_detail, refusal, sending_detail
 from ._store_postgres_recurring import RECURRENCE_MIGRATION, PostgresRecurringMixin
 from ._times import isoformat, parse_instant
 
@@ -92,7 +52,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from psycopg.rows import TupleRow
 
@@ -101,6 +61,8 @@ if TYPE_CHECKING:
 __all__ = ["PostgresTaskStore"]
 
 _T = TypeVar("_T")
+_RENDERED_MAX: Final = 256
+"""The most flow statements a store keeps rendered (their number is small and fixed)."""
 
 logger: Final = logging.getLogger("engagequeue.postgres")
 
@@ -122,23 +84,9 @@ _MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
             id               text COLLATE "C" PRIMARY KEY,
             session_id       text NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
             group_id         text NOT NULL,
-            media_type       text NOT NULL
-                                 CHECK (media_type IN ('text', 'image', 'video', 'audio')),
-            content          text,
-            media_url        text,
-            mimetype         text,
-            filename         text,
-            scheduled_at     timestamptz NOT NULL,
-            status           text NOT NULL CHECK (status IN
-                                 ('pending', 'processing', 'completed', 'failed', 'cancelled')),
-            attempts         integer NOT NULL DEFAULT 0,
-            max_attempts     integer NOT NULL,
-            last_error       text,
-            worker_id        text,
-            lease_expires_at timestamptz,
-            message_id       text,
-            created_at       timestamptz NOT NULL,
-            updated_at       timestamptz NOT NULL
+        """
+        + _store_rows.task_columns_ddl("text", "timestamptz", "integer")
+        + """
         );
         -- Claims scan pending tasks in due order.
         CREATE INDEX tasks_due ON {s}.tasks (scheduled_at, id) WHERE status = 'pending';
@@ -172,15 +120,15 @@ _MIGRATIONS: Final[Sequence[tuple[str, str]]] = (
     RECURRENCE_MIGRATION,
 )
 
-_COLUMNS: Final = TASK_COLUMNS
-_STATUS: Final = STATUSES
+_COLUMNS: Final = _store_rows.TASK_COLUMNS
+_STATUS: Final = _store_rows.STATUSES
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # synchronous_commit levels, weakest first.
 _SYNC_LEVELS: Final = ("off", "local", "remote_write", "on", "remote_apply")
 _DURABILITY_FLOOR: Final = {"normal": "local", "full": "on"}
 # Advisory lock classes (first key of the two-int form); the second key is the schema's.
 # Retry waits: 50 ms doubling up to 1 s, plus jitter so reconnecting clients spread out.
-_WAIT: Final = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
+_WAIT: Final = tenacity.wait_exponential(multiplier=0.05, max=1.0) + tenacity.wait_random(0, 0.05)
 # Steps the due-order claim walk takes before switching to the per-group walk.
 _CLAIM_WALK: Final = 256
 _CLAIM_SPREAD: Final = 200
@@ -210,7 +158,8 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-_row_to_task: Final = task_reader(_utc)
+_row_to_task: Final = _store_rows.task_reader(_utc)
+_row_to_event: Final = _store_rows.event_reader(_utc, json.loads)
 
 
 def _dumps(detail: Mapping[str, Any]) -> str:
@@ -256,18 +205,7 @@ def _settle(calls: Iterable[_Complete], outcomes: Iterable[Task | BaseException]
             future.set_result(outcome)
 
 
-class _Event:
-    """An event to insert: its task, kind and detail."""
-
-    __slots__ = ("detail", "kind", "task")
-
-    def __init__(self, task: Task, kind: str, detail: Mapping[str, Any]) -> None:
-        self.task = task
-        self.kind = kind
-        self.detail = detail
-
-
-class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
+class PostgresTaskStore(base.StoreBase, PostgresRecurringMixin):
     """The ``TaskStore`` on PostgreSQL: same behaviour as ``SQLiteTaskStore``, many hosts.
 
     Needs the ``engagequeue[postgres]`` extra (psycopg 3 and psycopg-pool).
@@ -308,24 +246,26 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         retry_timeout: float = 30.0,
     ) -> None:
         if not isinstance(dsn, str):
-            raise ValidationError("dsn must be a string", field="dsn")
+            raise _errors.ValidationError("dsn must be a string", field="dsn")
         try:
             _conninfo.conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
-            raise ValidationError(
+            raise _errors.ValidationError(
                 f"dsn is not a valid connection string: {exc}", field="dsn"
             ) from exc
         if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
-            raise ValidationError(
+            raise _errors.ValidationError(
                 "schema must be an unquoted SQL identifier: a letter or _, then letters, "
                 f"digits or _, at most 63 characters; got {schema!r}",
                 field="schema",
             )
         for name, size in (("min_pool_size", min_pool_size), ("max_pool_size", max_pool_size)):
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-                raise ValidationError(f"{name} must be an integer >= 0, got {size!r}", field=name)
+                raise _errors.ValidationError(
+                    f"{name} must be an integer >= 0, got {size!r}", field=name
+                )
         if max_pool_size < max(min_pool_size, 1):
-            raise ValidationError(
+            raise _errors.ValidationError(
                 f"max_pool_size must be at least 1 and at least min_pool_size, got {max_pool_size}",
                 field="max_pool_size",
             )
@@ -334,12 +274,14 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             ("retry_timeout", retry_timeout),
         ):
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise ValidationError(f"{name} must be a number of seconds >= 0", field=name)
+                raise _errors.ValidationError(
+                    f"{name} must be a number of seconds >= 0", field=name
+                )
         self.dsn = dsn
         self.schema = schema
-        self.durability = check_durability(durability)
-        self.on_expired = check_on_expired(on_expired)
-        self._clock: Clock = clock or default_clock
+        self.durability = _store_args.check_durability(durability)
+        self.on_expired = _store_args.check_on_expired(on_expired)
+        self._clock: Clock = clock or _store_args.default_clock
         self._min_size = min_pool_size
         self._max_size = max_pool_size
         self._connect_timeout = float(connect_timeout)
@@ -362,6 +304,16 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         self._complete_sql = self._build_complete_sql()
         self._completes: list[_Complete] = []
         self._completer: asyncio.Task[None] | None = None
+        s = self._s
+        self._names = (
+            ("{tasks}", f"{s}.tasks"),
+            ("{sessions}", f"{s}.sessions"),
+            ("{columns}", _store_rows.TASK_COLUMNS),
+            # Lock the row first, so what is read is what the update replaces.
+            ("{lock}", " FOR UPDATE"),
+            ("{in_flight}", f"{s}.tasks"),
+        )
+        self._rendered: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -412,13 +364,6 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         if pool is not None:
             await pool.close()
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     async def drop_schema(self) -> None:
         """Drop the store's schema with everything in it (``DROP SCHEMA ... CASCADE``).
 
@@ -445,9 +390,9 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
 
     async def _connect_direct(self, within: float) -> Connection:
         """One connection outside the pool, retried for up to ``within`` seconds."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(_transient),
-            stop=stop_after_delay(within),
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(_transient),
+            stop=tenacity.stop_after_delay(within),
             wait=_WAIT,
             reraise=True,
         )
@@ -604,17 +549,17 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             )
         return pool
 
-    def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
-            retry=retry_if_exception(_transient),
-            stop=stop_after_delay(self._retry_timeout),
+    def _retrying(self) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(_transient),
+            stop=tenacity.stop_after_delay(self._retry_timeout),
             wait=_WAIT,
             reraise=True,
             before_sleep=self._log_retry,
         )
 
     @staticmethod
-    def _log_retry(state: RetryCallState) -> None:
+    def _log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         logger.warning(
             "PostgreSQL connection problem (attempt %d), retrying: %s", state.attempt_number, exc
@@ -687,9 +632,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
     def _now(self) -> datetime:
         return parse_instant(self._clock(), "clock()")
 
-    async def _insert_events(
-        self, conn: Connection, at: datetime, events: Sequence[_Event]
-    ) -> None:
+    async def _insert_events(self, conn: Connection, at: datetime, events: Sequence[Event]) -> None:
         if not events:
             return
         await conn.execute(
@@ -705,55 +648,63 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             ),
         )
 
-    @staticmethod
-    def _log(events: Iterable[_Event]) -> None:
-        for e in events:
-            t = e.task
-            log_event(e.kind, t.id, t.session_id, t.group_id, t.status.value, e.detail)
-
     async def _conditional(
         self,
         conn: Connection,
         operation: str,
         task_id: str,
-        assignments: str,
-        params: Sequence[Any],
-        *,
-        worker_id: str | None = None,
-        version: int | None = None,
+        *change: Any,  # noqa: ANN401 - the assignments and their parameters
+        **checks: Any,  # noqa: ANN401 - worker_id, version
     ) -> Task:
-        """Apply ``assignments`` to a task in the operation's source status, in one statement.
+        """``_store_sqlite``'s ``_conditional``, on PostgreSQL."""
+        flow = base.update_flow(
+            operation, base.OneTask(task_id, **checks), change[0], (*change[1],)
+        )
+        changed = await base.drive_async(flow, functools.partial(self._step, conn))
+        return changed[0]
 
-        With ``worker_id``, only while that worker holds the claim; with ``version``, only
-        at that version. The task's version grows by one. Raises ``TaskNotFound``,
-        ``VersionConflict`` or ``TaskConflict`` (with the current status) otherwise.
-        """
-        where = conditional_where(
-            TRANSITIONS[operation].source.value,
-            "%s",
-            worker_id=worker_id is not None,
-            version=version is not None,
-        )
-        checks = [v for v in (worker_id, version) if v is not None]
-        cursor = await conn.execute(
-            f"UPDATE {self._s}.tasks SET {assignments}, version = version + 1 WHERE {where} "
-            f"RETURNING {_COLUMNS}",
-            (*params, task_id, *checks),
-        )
-        row = await cursor.fetchone()
-        if row is not None:
-            return _row_to_task(row)
-        cursor = await conn.execute(
-            f"SELECT status, worker_id, version FROM {self._s}.tasks WHERE id = %s", (task_id,)
-        )
-        found = await cursor.fetchone()
-        raise refusal(task_id, operation, found, worker_id=worker_id, version=version)
+    async def _step(self, conn: Connection, step: base.Step) -> Any:  # noqa: ANN401 - per step
+        """Run one step of a flow (see ``_store_base``) on ``conn``."""
+        match step:
+            case base.Events(at=at, events=events):
+                await self._insert_events(conn, at, events)
+                return None
+            case base.FollowUp(tasks=tasks, at=at, reason="edited"):
+                for task in tasks:
+                    await self._note_own_edit(conn, task)
+                return False
+            case base.FollowUp(tasks=tasks, at=at, reason=reason):
+                return await self._advance_recurrences(conn, list(tasks), at, reason)
+            case base.Count(sql=sql, params=params):
+                return (await conn.execute(self._render(sql), params)).rowcount
+            case base.Tasks(sql=sql, params=params):
+                cursor = await conn.execute(self._render(sql), params)
+                return [_row_to_task(r) for r in await cursor.fetchall()]
+            case _:
+                cursor = await conn.execute(self._render(step.sql), step.params)
+                return await cursor.fetchall()
+
+    def _render(self, sql: str) -> str:
+        """A flow's engine-neutral SQL (see ``_store_base``) in this schema's terms."""
+        rendered = self._rendered.get(sql)
+        if rendered is None:
+            rendered = sql.replace("%t", "%s::timestamptz")
+            for name, value in self._names:
+                rendered = rendered.replace(name, value)
+            if len(self._rendered) < _RENDERED_MAX:
+                self._rendered[sql] = rendered
+        return rendered
+
+    async def _run_change(self, change: base.Change, *, notify: bool) -> tuple[list[Event], bool]:
+        async def run(conn: Connection) -> tuple[list[Event], bool]:
+            flow = base.change_flow(change, self._now())
+            return await base.drive_async(flow, functools.partial(self._step, conn))
+
+        return await self._write(run, notify=notify)
 
     # -- sessions -------------------------------------------------------------------------
 
-    async def add_session(self, session_id: str) -> None:
-        """Register a session; idempotent. A new session starts connected."""
-        check_identifier(session_id, "session_id")
+    async def _add_session(self, session_id: str) -> None:
 
         async def run(conn: Connection) -> None:
             now = self._now()
@@ -765,9 +716,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
 
         await self._write(run, on_unknown=run)
 
-    async def session_connected(self, session_id: str) -> None:
-        """Mark the session connected and wake the schedulers using this store."""
-        check_identifier(session_id, "session_id")
+    async def _mark_connected(self, session_id: str) -> None:
 
         async def run(conn: Connection) -> None:
             cursor = await conn.execute(
@@ -778,45 +727,8 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
                 raise SessionNotFound(session_id)
 
         await self._write(run, on_unknown=run, notify=True)
-        self._wake()
 
-    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
-        """Mark the session disconnected; its processing tasks go back to pending.
-
-        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
-        ids are in ``keep`` (sends already under way) stay processing for their worker
-        to complete, fail or release.
-        """
-        check_identifier(session_id, "session_id")
-        kept = list(check_keep(keep))
-
-        async def run(conn: Connection) -> list[_Event]:
-            now = self._now()
-            cursor = await conn.execute(
-                f"UPDATE {self._s}.sessions SET connected = false, updated_at = %s WHERE id = %s",
-                (now, session_id),
-            )
-            if cursor.rowcount == 0:
-                raise SessionNotFound(session_id)
-            cursor = await conn.execute(
-                f"UPDATE {self._s}.tasks SET status = 'pending', worker_id = NULL, "
-                "lease_expires_at = NULL, updated_at = %s, version = version + 1 "
-                "WHERE session_id = %s AND status = 'processing' "
-                f"AND NOT (id = ANY(%s::text[])) RETURNING {_COLUMNS}",
-                (now, session_id, kept),
-            )
-            tasks = sorted(map(_row_to_task, await cursor.fetchall()), key=lambda t: t.id)
-            events = [_Event(t, "released", {"reason": "session disconnected"}) for t in tasks]
-            await self._insert_events(conn, now, events)
-            return events
-
-        events = await self._write(run)
-        self._log(events)
-        return len(events)
-
-    async def delete_session(self, session_id: str) -> None:
-        """Delete the session and, by cascade, its tasks and their events."""
-        check_identifier(session_id, "session_id")
+    async def _delete_session(self, session_id: str) -> None:
         sql = f"DELETE FROM {self._s}.sessions WHERE id = %s"
 
         async def run(conn: Connection) -> None:
@@ -830,9 +742,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
 
         await self._write(run, on_unknown=again)
 
-    async def is_connected(self, session_id: str) -> bool:
-        """Whether the session is marked connected; ``SessionNotFound`` if it is unknown."""
-        check_identifier(session_id, "session_id")
+    async def _is_connected(self, session_id: str) -> bool:
 
         async def run(conn: Connection) -> bool:
             cursor = await conn.execute(
@@ -926,77 +836,20 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             )
             stored = {r[0]: _row_to_task(r) for r in await cursor.fetchall()}
             return [stored[i] for i in ids]
-        return [
-            unchecked(
-                Task,
-                id=p.id,
-                session_id=p.session_id,
-                group_id=p.group_id,
-                payload=p.payload,
-                scheduled_at=p.scheduled_at,
-                status=TaskStatus.PENDING,
-                attempts=0,
-                max_attempts=p.max_attempts,
-                last_error=None,
-                created_at=now,
-                updated_at=now,
-                worker_id=None,
-                lease_expires_at=None,
-                message_id=None,
-                recurrence_id=p.recurrence_id,
-            )
-            for p in prepared
-        ]
+        build = _store_rows.builder(Task)
+        return [_store_rows.pending_task(build, p, now) for p in prepared]
 
-    async def schedule(
-        self,
-        session_id: str,
-        group_id: str,
-        payload: Payload,
-        scheduled_at: datetime | str,
-        *,
-        max_attempts: int = 3,
-        detail: Mapping[str, Any] | None = None,
-    ) -> Task:
-        """Add a pending task; unknown session raises ``SessionNotFound``.
-
-        ``detail`` (JSON-serialisable) is recorded in the task's ``created`` event.
-        """
-        prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
-        extra = check_detail(detail)
-
-        async def run(conn: Connection) -> list[Task]:
-            return await self._insert_tasks(conn, [prepared], extra)
-
-        task = (await self._write(run, on_unknown=run, notify=True))[0]
-        log_event("created", task.id, session_id, group_id, "pending", extra)
-        self._wake()
-        return task
-
-    async def schedule_many(
-        self,
-        items: Iterable[tuple[str, str, Payload, datetime | str]],
-        *,
-        max_attempts: int = 3,
+    async def _insert(
+        self, tasks: Sequence[NewTask], detail: Mapping[str, Any], *, single: bool
     ) -> list[Task]:
-        """Add many pending tasks in one transaction; one bad item rejects them all."""
-        prepared = prepare_many(items, max_attempts)
-        if not prepared:
-            return []
+        del single  # every insert is one statement, however many tasks
 
         async def run(conn: Connection) -> list[Task]:
-            return await self._insert_tasks(conn, prepared, {})
+            return await self._insert_tasks(conn, tasks, detail)
 
-        tasks = await self._write(run, on_unknown=run, notify=True)
-        for t in tasks:
-            log_event("created", t.id, t.session_id, t.group_id, "pending", {})
-        self._wake()
-        return tasks
+        return await self._write(run, on_unknown=run, notify=True)
 
-    async def get(self, task_id: str) -> Task:
-        """Return the task, or raise ``TaskNotFound``."""
-        check_identifier(task_id, "task_id")
-
+    async def _get(self, task_id: str) -> Task:
         return await self._read(lambda conn: self._fetch(conn, task_id))
 
     async def _fetch(self, conn: Connection, task_id: str, lock: str = "") -> Task:
@@ -1008,81 +861,6 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         if row is None:
             raise TaskNotFound(task_id)
         return _row_to_task(row)
-
-    async def edit(
-        self,
-        task_id: str,
-        *,
-        payload: Payload | None = None,
-        scheduled_at: datetime | str | None = None,
-        if_version: int | None = None,
-    ) -> Task:
-        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending.
-
-        With ``if_version``, only while the task is at that version (else
-        ``VersionConflict``), checked in the same statement.
-        """
-        plan = prepare_edit(task_id, payload, scheduled_at)
-        expected = check_version(if_version)
-        assignments = ", ".join(["updated_at = %s", *(f"{c} = %s" for c, _ in plan.columns)])
-        params: list[Any] = [v for _, v in plan.columns]
-        if plan.scheduled_at is not None:
-            assignments += ", scheduled_at = %s"
-            params.append(plan.scheduled_at)
-        new_time, base = plan.scheduled_at, plan.detail
-
-        async def run(conn: Connection) -> _Event:
-            now = self._now()
-            detail = dict(base)
-            # Lock the row first, so the time read is the one the update replaces.
-            cursor = await conn.execute(
-                f"SELECT scheduled_at FROM {self._s}.tasks WHERE id = %s FOR UPDATE", (task_id,)
-            )
-            before = await cursor.fetchone()
-            task = await self._conditional(
-                conn, "edit", task_id, assignments, [now, *params], version=expected
-            )
-            if new_time is not None and before is not None:
-                detail["previous_scheduled_at"] = isoformat(_utc(before[0]))
-            event = _Event(task, "edited", detail)
-            await self._insert_events(conn, now, [event])
-            await self._note_own_edit(conn, task)
-            return event
-
-        event = await self._write(run, notify=True)
-        self._log([event])
-        self._wake()
-        return event.task
-
-    async def cancel(self, task_id: str, *, if_version: int | None = None) -> Task:
-        """Cancel a pending task; ``TaskConflict`` if it is not pending.
-
-        With ``if_version``, only while the task is at that version (else
-        ``VersionConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        expected = check_version(if_version)
-
-        async def run(conn: Connection) -> tuple[Task, bool]:
-            now = self._now()
-            task = await self._conditional(
-                conn,
-                "cancel",
-                task_id,
-                "status = 'cancelled', updated_at = %s",
-                [now],
-                version=expected,
-            )
-            await self._insert_events(conn, now, [_Event(task, "cancelled", {})])
-            # Cancelling a recurrence's pending occurrence cancels that day only.
-            created = await self._advance_recurrences(conn, [task], now, "cancelled")
-            return task, created
-
-        task, created = await self._write(run)
-        self._log([_Event(task, "cancelled", {})])
-        if created:
-            self._wake()
-        return task
 
     # -- claiming and finishing -----------------------------------------------------------
 
@@ -1234,31 +1012,25 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
         cursor = await conn.execute(by_group, {"now": at, "limit": limit})
         return [r[0] for r in await cursor.fetchall()]
 
-    async def claim_due(
-        self,
-        *,
-        now: datetime | str | None = None,
-        limit: int = 1,
-        worker_id: str | None = None,
-        lease: timedelta = timedelta(minutes=5),
-        sending_due_by: datetime | str | None = None,
-    ) -> list[Task]:
-        """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``).
+    async def _claim(self, claim: base.Claim) -> tuple[list[Event], bool]:
+        """Claim with ``FOR UPDATE SKIP LOCKED``: concurrent claimers never wait.
 
-        Concurrent claimers (threads, processes, hosts) lock different tasks
-        (``FOR UPDATE SKIP LOCKED``) and never receive the same one; two claims from
+        Claimers (threads, processes, hosts) lock different tasks and never receive the
+        same one; two claims from
         different snapshots that pick two tasks of one group meet the unique in-flight
         index, and the later one is run again.
         """
-        at = now_or(now, self._clock)
-        limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
-        expires = at + lease
-        detail = {"worker_id": worker_id, "lease_expires_at": isoformat(expires)}
-        send_by = sending_bound(sending_due_by)
-
+        at, limit, worker_id, expires, send_by = (
+            claim.at,
+            claim.limit,
+            claim.worker_id,
+            claim.expires,
+            claim.send_by,
+        )
+        detail = claim.detail
         want = limit + min(3 * limit, _CLAIM_SPREAD)
 
-        async def run(conn: Connection) -> tuple[list[_Event], bool]:
+        async def run(conn: Connection) -> tuple[list[Event], bool]:
             ids = await self._pick(conn, at, want)
             if not ids:
                 return [], False
@@ -1274,10 +1046,10 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
                     "detail": _dumps(detail),
                 },
             )
-            events = [_Event(_row_to_task(r), "claimed", detail) for r in await cursor.fetchall()]
+            events = [Event(_row_to_task(r), "claimed", detail) for r in await cursor.fetchall()]
             if send_by is not None:
                 sending = [
-                    _Event(e.task, "sending", sending_detail(e.task, None))
+                    Event(e.task, "sending", sending_detail(e.task, None))
                     for e in events
                     if e.task.scheduled_at <= send_by
                 ]
@@ -1296,30 +1068,16 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
                 continue  # another claim took this group meanwhile: look again
         else:
             events, created = await self._write(run)
-        self._log(events)
-        if created:
-            self._wake()
-        return [e.task for e in events]
+        return events, created
 
-    async def complete(
-        self, task_id: str, *, message_id: str | None = None, worker_id: str | None = None
-    ) -> Task:
-        """Mark a processing task completed (one more attempt).
-
-        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
-        Completes that meet on one store are committed together (see ``_run_completes``).
-        """
-        check_identifier(task_id, "task_id")
-        check_optional_text(message_id, "message_id")
-        worker = check_optional_text(worker_id, "worker_id")
+    async def _complete(self, task_id: str, message_id: str | None, worker: str | None) -> Task:
+        """Completes that meet on one store are committed together (see ``_run_completes``)."""
         self._get_pool()
         future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
         self._completes.append((task_id, message_id, worker, future))
         if self._completer is None:
             self._completer = asyncio.create_task(self._run_completes())
-        task = await future
-        self._log([_Event(task, "completed", message_detail(message_id))])
-        return task
+        return await future
 
     async def _run_completes(self) -> None:
         """Commit the waiting completes, a batch per transaction, until none wait.
@@ -1397,127 +1155,18 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
                     outcomes[n] = refusal(c[0], "complete", found.get(c[0]), worker_id=c[2])
         return [o for o in outcomes if o is not None]
 
-    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
-        """Record that the send of a processing task starts now (event ``sending``).
-
-        The status does not change. With ``worker_id``, the task must still be claimed by
-        that worker: one whose lease ended while the task was claimed again gets
-        ``TaskConflict`` instead of sending the post a second time.
-        """
-        check_identifier(task_id, "task_id")
-        worker = check_optional_text(worker_id, "worker_id")
-
-        async def run(conn: Connection) -> _Event:
+    async def _mark_sending(self, task_id: str, worker: str | None) -> None:
+        async def run(conn: Connection) -> Event:
             # FOR SHARE: no claim, completion or recovery changes the task before the
             # event is committed.
             task = await self._fetch(conn, task_id, "FOR SHARE")
-            event = _Event(task, "sending", sending_detail(task, worker))
+            event = Event(task, "sending", sending_detail(task, worker))
             await self._insert_events(conn, self._now(), [event])
             return event
 
         await self._write(run)
 
-    async def fail(
-        self,
-        task_id: str,
-        error: str,
-        *,
-        retry_at: datetime | str | None = None,
-        worker_id: str | None = None,
-    ) -> Task:
-        """Record a failed attempt of a processing task.
-
-        With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
-        (event ``retried``); otherwise it is failed (event ``failed``). With ``worker_id``,
-        only while that worker holds the claim (else ``TaskConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        reason = check_error(error)
-        worker = check_optional_text(worker_id, "worker_id")
-        retry = None if retry_at is None else parse_instant(retry_at, "retry_at")
-
-        async def run(conn: Connection) -> _Event:
-            now = self._now()
-            retrying = "(%s::timestamptz IS NOT NULL AND attempts + 1 < max_attempts)"
-            task = await self._conditional(
-                conn,
-                "fail",
-                task_id,
-                f"status = CASE WHEN {retrying} THEN 'pending' ELSE 'failed' END, "
-                f"scheduled_at = CASE WHEN {retrying} THEN %s::timestamptz ELSE scheduled_at END, "
-                "attempts = attempts + 1, last_error = %s, worker_id = NULL, "
-                "lease_expires_at = NULL, updated_at = %s",
-                [retry, retry, retry, reason, now],
-                worker_id=worker,
-            )
-            event = _Event(task, *fail_event(task, reason))
-            await self._insert_events(conn, now, [event])
-            return event
-
-        event = await self._write(run)
-        self._log([event])
-        return event.task
-
-    async def release(self, task_id: str, reason: str, *, worker_id: str | None = None) -> Task:
-        """Return a processing task to pending without counting an attempt (event ``released``).
-
-        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        why = check_error(reason)
-        worker = check_optional_text(worker_id, "worker_id")
-
-        async def run(conn: Connection) -> _Event:
-            now = self._now()
-            task = await self._conditional(
-                conn,
-                "release",
-                task_id,
-                "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = %s",
-                [now],
-                worker_id=worker,
-            )
-            event = _Event(task, "released", {"reason": why})
-            await self._insert_events(conn, now, [event])
-            return event
-
-        event = await self._write(run)
-        self._log([event])
-        return event.task
-
-    async def recover_expired(self, *, now: datetime | str | None = None) -> int:
-        """Return processing tasks whose lease ended to pending (or failed); return how many.
-
-        An ended lease counts as an attempt: a post that keeps killing its worker fails
-        after ``max_attempts`` instead of looping forever.
-        """
-        at = now_or(now, self._clock)
-        give_up = self.on_expired == "fail"
-
-        async def run(conn: Connection) -> list[_Event]:
-            stamp = self._now()
-            cursor = await conn.execute(
-                f"UPDATE {self._s}.tasks SET "
-                "status = CASE WHEN %s OR attempts + 1 >= max_attempts "
-                "THEN 'failed' ELSE 'pending' END, "
-                "attempts = attempts + 1, "
-                "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = %s, "
-                "version = version + 1 "
-                f"WHERE status = 'processing' AND lease_expires_at <= %s RETURNING {_COLUMNS}",
-                (give_up, stamp, at),
-            )
-            tasks = sorted(map(_row_to_task, await cursor.fetchall()), key=lambda t: t.id)
-            events = [_Event(t, "expired", {"to": t.status.value}) for t in tasks]
-            await self._insert_events(conn, stamp, events)
-            return events
-
-        events = await self._write(run)
-        self._log(events)
-        return len(events)
-
-    async def next_due(self) -> datetime | None:
-        """The earliest ``scheduled_at`` among pending tasks of connected sessions."""
+    async def _next_due(self) -> datetime | None:
         s = self._s
 
         async def run(conn: Connection) -> datetime | None:
@@ -1534,25 +1183,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
 
     # -- reading --------------------------------------------------------------------------
 
-    async def history(
-        self,
-        session_id: str,
-        group_id: str,
-        *,
-        start: datetime | str | None = None,
-        end: datetime | str | None = None,
-        status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        recurrence_id: str | None = None,
-    ) -> Page:
-        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id.
-
-        With ``recurrence_id``, only that recurrence's occurrences.
-        """
-        query = prepare_history(
-            session_id, group_id, start, end, status, limit, offset, recurrence_id
-        )
+    async def _history(self, query: HistoryQuery) -> Page:
         where = ["session_id = %(session)s", "group_id = %(group)s"]
         params: dict[str, Any] = {
             "session": query.session_id,
@@ -1592,7 +1223,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             if not rows or not rows[0][0]:
                 raise SessionNotFound(query.session_id)
             # unchecked: rows the store wrote (and attrs' tuple converter confuses mypy).
-            page: Page = unchecked(
+            page: Page = _store_rows.unchecked(
                 Page,
                 items=tuple(_row_to_task(r[2:]) for r in rows if r[2] is not None),
                 total=rows[0][1],
@@ -1603,9 +1234,7 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
 
         return await self._read(run)
 
-    async def events(self, task_id: str) -> list[TaskEvent]:
-        """The task's audit trail, oldest first; ``TaskNotFound`` for an unknown task."""
-        check_identifier(task_id, "task_id")
+    async def _events(self, task_id: str) -> list[TaskEvent]:
         s = self._s
         sql = f"""
             SELECT k.known, e.seq, e.task_id, e.at, e.kind, e.detail
@@ -1619,17 +1248,6 @@ class PostgresTaskStore(WakeupMixin, PostgresRecurringMixin):
             rows = await cursor.fetchall()
             if not rows or not rows[0][0]:
                 raise TaskNotFound(task_id)
-            return [
-                unchecked(
-                    TaskEvent,
-                    id=r[1],
-                    task_id=r[2],
-                    at=_utc(r[3]),
-                    kind=r[4],
-                    detail=MappingProxyType(json.loads(r[5])),
-                )
-                for r in rows
-                if r[1] is not None
-            ]
+            return [_row_to_event(r[1:]) for r in rows if r[1] is not None]
 
         return await self._read(run)

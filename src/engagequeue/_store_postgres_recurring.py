@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._errors import RecurrenceNotFound, SessionNotFound, TaskConflict
 from ._models import Payload, Task, TaskEvent, check_identifier
 from ._recurrence import Recurrence, RecurrenceStatus
-from ._store_common import NewTask, new_task_id, now_or
+from ._store_args import NewTask, new_task_id, now_or
 from ._store_recurring import (
     RECURRENCE_COLUMNS,
     RecurrenceChanges,
@@ -38,7 +38,7 @@ from ._times import isoformat
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-    from ._store_common import Clock
+    from ._store_args import Clock
 
     Connection = AsyncConnection[tuple[Any, ...]]
 

@@ -26,7 +26,8 @@ from ._recurrence import (
     check_count,
     skipped_details,
 )
-from ._store_common import NewTask, check_max_attempts, check_payload, new_task_id, unchecked
+from ._store_args import NewTask, check_max_attempts, check_payload, new_task_id
+from ._store_rows import unchecked
 from ._times import isoformat, parse_instant
 
 __all__ = [

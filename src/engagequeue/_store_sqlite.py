@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -18,11 +19,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from os import PathLike
 from types import MappingProxyType
-from typing import Any, Final, Generic, Self, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 try:
     import fcntl
@@ -30,43 +31,41 @@ except ImportError:  # pragma: no cover - Windows: writers rely on SQLite's busy
     fcntl = None  # type: ignore[assignment]
 
 from ._errors import EngageQueueError, SessionNotFound, TaskNotFound, ValidationError
-from ._models import Page, Payload, Task, TaskEvent, TaskStatus, check_identifier
-from ._state import TRANSITIONS
-from ._store_common import (
-    STATUSES,
-    TASK_COLUMNS,
+from ._models import Page, Task, TaskEvent, TaskStatus
+from ._store_args import (
     Clock,
     HistoryQuery,
     NewTask,
-    WakeupMixin,
-    builder,
-    check_detail,
     check_durability,
-    check_error,
-    check_keep,
     check_on_expired,
-    check_optional_text,
-    check_version,
-    conditional_where,
     default_clock,
-    fail_event,
-    log_event,
-    message_detail,
-    now_or,
-    prepare_claim,
-    prepare_edit,
-    prepare_history,
-    prepare_many,
-    prepare_task,
-    refusal,
-    sending_bound,
-    sending_detail,
+)
+from ._store_base import (
+    Change,
+    Claim,
+    Count,
+    Events,
+    FollowUp,
+    OneTask,
+    Step,
+    StoreBase,
+    Tasks,
+    change_flow,
+    drive,
+    update_flow,
+)
+from ._store_ops import Event, message_detail, sending_detail
+from ._store_rows import (
+    STATUSES,
+    TASK_COLUMNS,
+    builder,
+    event_reader,
+    pending_task,
+    task_columns_ddl,
     task_reader,
-    to_micros_delta,
-    unchecked,
 )
 from ._store_sqlite_recurring import RECURRENCE_MIGRATION, SQLiteRecurringMixin
-from ._times import from_micros, isoformat, parse_instant, to_micros
+from ._times import from_micros, parse_instant, to_micros
 from ._wake_sockets import SocketWaker, supported
 
 __all__ = ["SQLiteTaskStore"]
@@ -96,22 +95,9 @@ _MIGRATIONS: Final[Sequence[str]] = (
         id               TEXT NOT NULL UNIQUE,
         session_id       TEXT NOT NULL REFERENCES eq_sessions (id) ON DELETE CASCADE,
         group_id         TEXT NOT NULL,
-        media_type       TEXT NOT NULL CHECK (media_type IN ('text', 'image', 'video', 'audio')),
-        content          TEXT,
-        media_url        TEXT,
-        mimetype         TEXT,
-        filename         TEXT,
-        scheduled_at     INTEGER NOT NULL,
-        status           TEXT NOT NULL CHECK (status IN
-                             ('pending', 'processing', 'completed', 'failed', 'cancelled')),
-        attempts         INTEGER NOT NULL DEFAULT 0,
-        max_attempts     INTEGER NOT NULL,
-        last_error       TEXT,
-        worker_id        TEXT,
-        lease_expires_at INTEGER,
-        message_id       TEXT,
-        created_at       INTEGER NOT NULL,
-        updated_at       INTEGER NOT NULL
+    """
+    + task_columns_ddl("TEXT", "INTEGER", "INTEGER")
+    + """
     );
     -- Claims scan pending tasks in due order.
     CREATE INDEX eq_tasks_due ON eq_tasks (scheduled_at, id) WHERE status = 'pending';
@@ -158,6 +144,7 @@ _MIGRATIONS: Final[Sequence[str]] = (
 _COLUMNS: Final = TASK_COLUMNS
 _STATUS: Final = STATUSES
 _row_to_task: Final = task_reader(from_micros)
+_row_to_event: Final = event_reader(from_micros, json.loads)
 
 # The window is every pending task up to the last of the ``window`` earliest due ones, in
 # due order: a range of eq_tasks_due that SQLite walks in index order, so the ORDER BY
@@ -303,6 +290,27 @@ def _history_sql(query: HistoryQuery) -> tuple[str, str, list[Any]]:
 
 _encode: Final = json.JSONEncoder(default=str).encode
 """``json.dumps(value, default=str)``, without building an encoder per call."""
+
+
+_NAMES: Final = (
+    ("{tasks}", "eq_tasks"),
+    ("{sessions}", "eq_sessions"),
+    ("{columns}", TASK_COLUMNS),
+    ("{lock}", ""),  # one writer at a time: a read in the write transaction holds
+    # The in-flight index holds a session's processing tasks alone; the history index
+    # would walk all its tasks.
+    ("{in_flight}", "eq_tasks INDEXED BY eq_tasks_one_in_flight"),
+    ("%t", "?"),
+    ("%s", "?"),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _render(sql: str) -> str:
+    """A flow's engine-neutral SQL (see ``_store_base``) in SQLite's terms."""
+    for name, value in _NAMES:
+        sql = sql.replace(name, value)
+    return sql
 
 
 def _dumps(detail: Mapping[str, Any]) -> str:
@@ -718,18 +726,7 @@ class _Mergeable(Generic[_I, _T]):
         return self.run_many(conn, [self.item])[0]
 
 
-class _Event:
-    """An event to insert: its task, kind and detail."""
-
-    __slots__ = ("detail", "kind", "task")
-
-    def __init__(self, task: Task, kind: str, detail: Mapping[str, Any]) -> None:
-        self.task = task
-        self.kind = kind
-        self.detail = detail
-
-
-class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
+class SQLiteTaskStore(StoreBase, SQLiteRecurringMixin):
     """The embedded default ``TaskStore``: one SQLite file that survives restarts and crashes.
 
     Args:
@@ -811,13 +808,6 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
             await worker.submit(self._close_sync, ())
         finally:
             worker.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def _open_sync(self) -> None:
         if _SQLITE_VERSION < MIN_SQLITE:
@@ -1042,7 +1032,7 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
         return to_micros(parse_instant(self._clock(), "clock()"))
 
     @staticmethod
-    def _insert_events(conn: sqlite3.Connection, at: int, events: Sequence[_Event]) -> None:
+    def _insert_events(conn: sqlite3.Connection, at: int, events: Sequence[Event]) -> None:
         sql = "INSERT INTO eq_task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?)"
         if len(events) == 1:
             e = events[0]
@@ -1056,12 +1046,6 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
                 text = encoded[id(e.detail)] = _dumps(e.detail)
             rows.append((e.task.id, at, e.kind, text))
         conn.executemany(sql, rows)
-
-    @staticmethod
-    def _log(events: Iterable[_Event]) -> None:
-        for e in events:
-            t = e.task
-            log_event(e.kind, t.id, t.session_id, t.group_id, t.status.value, e.detail)
 
     @staticmethod
     def _fetch(conn: sqlite3.Connection, task_id: str) -> Task:
@@ -1080,43 +1064,52 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
         conn: sqlite3.Connection,
         operation: str,
         task_id: str,
-        assignments: str,
-        params: Sequence[Any],
-        *,
-        worker_id: str | None = None,
-        version: int | None = None,
+        *change: Any,  # noqa: ANN401 - the assignments and their parameters
+        **checks: Any,  # noqa: ANN401 - worker_id, version
     ) -> Task:
-        """Apply ``assignments`` to a task in the operation's source status, in one statement.
+        """``update_flow`` of one task (``checks``: ``worker_id``, ``version``) on ``conn``.
 
-        With ``worker_id``, only while that worker holds the claim; with ``version``, only
-        at that version. The task's version grows by one. Raises ``TaskNotFound``,
-        ``VersionConflict`` or ``TaskConflict`` (with the current status) otherwise.
+        ``change`` is the assignments and their parameters; the recurrences use it.
         """
-        where = conditional_where(
-            TRANSITIONS[operation].source.value,
-            "?",
-            worker_id=worker_id is not None,
-            version=version is not None,
-        )
-        checks = [v for v in (worker_id, version) if v is not None]
-        row = conn.execute(
-            f"UPDATE eq_tasks SET {assignments}, version = version + 1 WHERE {where} "
-            f"RETURNING {_COLUMNS}",
-            (*params, task_id, *checks),
-        ).fetchone()
-        if row is not None:
-            return _row_to_task(row)
-        found = conn.execute(
-            "SELECT status, worker_id, version FROM eq_tasks WHERE id = ?", (task_id,)
-        ).fetchone()
-        raise refusal(task_id, operation, found, worker_id=worker_id, version=version)
+        assignments, params = change
+        flow = update_flow(operation, OneTask(task_id, **checks), assignments, tuple(params))
+        return drive(flow, functools.partial(self._step, conn))[0]
+
+    def _step(self, conn: sqlite3.Connection, step: Step) -> Any:  # noqa: ANN401 - per step
+        """Run one step of a flow (see ``_store_base``) on ``conn``."""
+        if isinstance(step, Events):
+            self._insert_events(conn, to_micros(step.at), step.events)
+            return None
+        if isinstance(step, FollowUp):
+            return self._follow_up(conn, list(step.tasks), step.at, step.reason)
+        values = [to_micros(v) if isinstance(v, datetime) else v for v in step.params]
+        cursor = conn.execute(_render(step.sql), values)
+        if isinstance(step, Count):
+            return cursor.rowcount
+        rows = cursor.fetchall()
+        return list(map(_row_to_task, rows)) if isinstance(step, Tasks) else rows
+
+    def _follow_up(
+        self, conn: sqlite3.Connection, tasks: list[Task], at: datetime, reason: str
+    ) -> bool:
+        if reason == "edited":
+            for task in tasks:
+                self._note_own_edit(conn, task)
+            return False
+        return self._advance_recurrences(conn, tasks, at, reason)
+
+    async def _run_change(self, change: Change, *, notify: bool) -> tuple[list[Event], bool]:
+        del notify  # other processes hear of it from _wake (_announce), after the commit
+
+        def run(conn: sqlite3.Connection) -> tuple[list[Event], bool]:
+            flow = change_flow(change, from_micros(self._now()))
+            return drive(flow, functools.partial(self._step, conn))
+
+        return await self._transact(run)
 
     # -- sessions -------------------------------------------------------------------------
 
-    async def add_session(self, session_id: str) -> None:
-        """Register a session; idempotent. A new session starts connected."""
-        check_identifier(session_id, "session_id")
-
+    async def _add_session(self, session_id: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
             now = self._now()
             conn.execute(
@@ -1127,10 +1120,7 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
 
         await self._transact(run)
 
-    async def session_connected(self, session_id: str) -> None:
-        """Mark the session connected and wake the schedulers using this store."""
-        check_identifier(session_id, "session_id")
-
+    async def _mark_connected(self, session_id: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
             cursor = conn.execute(
                 "UPDATE eq_sessions SET connected = 1, updated_at = ? WHERE id = ?",
@@ -1140,60 +1130,15 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
                 raise SessionNotFound(session_id)
 
         await self._transact(run)
-        self._wake()
 
-    async def session_disconnected(self, session_id: str, *, keep: Collection[str] = ()) -> int:
-        """Mark the session disconnected; its processing tasks go back to pending.
-
-        Returns how many tasks were released. Their ``attempts`` are unchanged. Tasks whose
-        ids are in ``keep`` (sends already under way) stay processing for their worker
-        to complete, fail or release.
-        """
-        check_identifier(session_id, "session_id")
-        kept = check_keep(keep)
-
-        def run(conn: sqlite3.Connection) -> list[_Event]:
-            now = self._now()
-            cursor = conn.execute(
-                "UPDATE eq_sessions SET connected = 0, updated_at = ? WHERE id = ?",
-                (now, session_id),
-            )
-            if cursor.rowcount == 0:
-                raise SessionNotFound(session_id)
-            spared = f" AND id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
-            rows = conn.execute(
-                # INDEXED BY: the in-flight index holds this session's processing tasks
-                # alone; the history index would walk all its tasks.
-                "UPDATE eq_tasks INDEXED BY eq_tasks_one_in_flight SET status = 'pending', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = ?, version = version + 1 "
-                f"WHERE session_id = ? AND status = 'processing'{spared} RETURNING {_COLUMNS}",
-                (now, session_id, *kept),
-            ).fetchall()
-            events = [
-                _Event(_row_to_task(r), "released", {"reason": "session disconnected"})
-                for r in rows
-            ]
-            self._insert_events(conn, now, events)
-            return events
-
-        events = await self._transact(run)
-        self._log(events)
-        return len(events)
-
-    async def delete_session(self, session_id: str) -> None:
-        """Delete the session and, by cascade, its tasks and their events."""
-        check_identifier(session_id, "session_id")
-
+    async def _delete_session(self, session_id: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM eq_sessions WHERE id = ?", (session_id,)).rowcount == 0:
                 raise SessionNotFound(session_id)
 
         await self._transact(run, short=False)  # the cascade deletes any number of rows
 
-    async def is_connected(self, session_id: str) -> bool:
-        """Whether the session is marked connected; ``SessionNotFound`` if it is unknown."""
-        check_identifier(session_id, "session_id")
-
+    async def _is_connected(self, session_id: str) -> bool:
         def run() -> bool:
             row = (
                 self._db()
@@ -1227,7 +1172,6 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
             self._require_session(conn, session_id)
         created = from_micros(now)
         build_task = _TASK_BUILDER
-        pending = TaskStatus.PENDING
         # One pass builds the rows, the events and the returned tasks (this loop runs once
         # per task of a schedule_many batch on the worker thread, so attribute look-ups
         # are hoisted and the enum's value is read from its slot).
@@ -1254,25 +1198,7 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
             )
             extra = details[i] if details else _NO_DETAIL
             events.append((p.id, now, _created_detail(media_type, p.scheduled_at, extra)))
-            tasks.append(
-                build_task(
-                    id=p.id,
-                    session_id=p.session_id,
-                    group_id=p.group_id,
-                    payload=payload,
-                    scheduled_at=p.scheduled_at,
-                    status=pending,
-                    attempts=0,
-                    max_attempts=p.max_attempts,
-                    last_error=None,
-                    created_at=created,
-                    updated_at=created,
-                    worker_id=None,
-                    lease_expires_at=None,
-                    message_id=None,
-                    recurrence_id=p.recurrence_id,
-                )
-            )
+            tasks.append(pending_task(build_task, p, created))
         conn.executemany(
             "INSERT INTO eq_tasks (id, session_id, group_id, media_type, content, media_url, "
             "mimetype, filename, scheduled_at, status, attempts, max_attempts, created_at, "
@@ -1286,139 +1212,26 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
         )
         return tasks
 
-    async def schedule(
-        self,
-        session_id: str,
-        group_id: str,
-        payload: Payload,
-        scheduled_at: datetime | str,
-        *,
-        max_attempts: int = 3,
-        detail: Mapping[str, Any] | None = None,
-    ) -> Task:
-        """Add a pending task; unknown session raises ``SessionNotFound``.
-
-        ``detail`` (JSON-serialisable) is recorded in the task's ``created`` event.
-        """
-        prepared = prepare_task(session_id, group_id, payload, scheduled_at, max_attempts)
-        extra = check_detail(detail)
-        task = await self._transact(_Mergeable(self._insert_items, (prepared, extra)))
-        log_event("created", task.id, session_id, group_id, "pending", extra)
-        self._wake()
-        return task
-
-    async def schedule_many(
-        self,
-        items: Iterable[tuple[str, str, Payload, datetime | str]],
-        *,
-        max_attempts: int = 3,
+    async def _insert(
+        self, tasks: Sequence[NewTask], detail: Mapping[str, Any], *, single: bool
     ) -> list[Task]:
-        """Add many pending tasks in one transaction; one bad item rejects them all."""
-        prepared = prepare_many(items, max_attempts)
-        if not prepared:
-            return []
-        tasks = await self._transact(
-            lambda c: self._insert_tasks(c, prepared), short=len(prepared) <= INLINE_ROWS
+        if single:  # one schedule call: may share a statement with the calls beside it
+            return [await self._transact(_Mergeable(self._insert_items, (tasks[0], detail)))]
+        return await self._transact(
+            lambda c: self._insert_tasks(c, tasks), short=len(tasks) <= INLINE_ROWS
         )
-        for t in tasks:
-            log_event("created", t.id, t.session_id, t.group_id, "pending", {})
-        self._wake()
-        return tasks
 
-    async def get(self, task_id: str) -> Task:
-        """Return the task, or raise ``TaskNotFound``."""
-        check_identifier(task_id, "task_id")
+    async def _get(self, task_id: str) -> Task:
         return await self._read(lambda: self._fetch(self._db(), task_id))
-
-    async def edit(
-        self,
-        task_id: str,
-        *,
-        payload: Payload | None = None,
-        scheduled_at: datetime | str | None = None,
-        if_version: int | None = None,
-    ) -> Task:
-        """Change a pending task's payload and/or time; ``TaskConflict`` if not pending.
-
-        With ``if_version``, only while the task is at that version (else
-        ``VersionConflict``), checked in the same statement.
-        """
-        plan = prepare_edit(task_id, payload, scheduled_at)
-        expected = check_version(if_version)
-        assignments = ", ".join(["updated_at = ?", *(f"{c} = ?" for c, _ in plan.columns)])
-        params: list[Any] = [v for _, v in plan.columns]
-        if plan.scheduled_at is not None:
-            assignments += ", scheduled_at = ?"
-            params.append(to_micros(plan.scheduled_at))
-        new_time, detail = plan.scheduled_at, plan.detail
-
-        def run(conn: sqlite3.Connection) -> Task:
-            now = self._now()
-            before = conn.execute(
-                "SELECT scheduled_at FROM eq_tasks WHERE id = ?", (task_id,)
-            ).fetchone()
-            task = self._conditional(
-                conn, "edit", task_id, assignments, [now, *params], version=expected
-            )
-            if new_time is not None and before is not None:
-                detail["previous_scheduled_at"] = isoformat(from_micros(before[0]))
-            self._insert_events(conn, now, [_Event(task, "edited", detail)])
-            self._note_own_edit(conn, task)
-            return task
-
-        task = await self._transact(run)
-        self._log([_Event(task, "edited", detail)])
-        self._wake()
-        return task
-
-    async def cancel(self, task_id: str, *, if_version: int | None = None) -> Task:
-        """Cancel a pending task; ``TaskConflict`` if it is not pending.
-
-        With ``if_version``, only while the task is at that version (else
-        ``VersionConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        expected = check_version(if_version)
-
-        def run(conn: sqlite3.Connection) -> tuple[Task, bool]:
-            now = self._now()
-            task = self._conditional(
-                conn,
-                "cancel",
-                task_id,
-                "status = 'cancelled', updated_at = ?",
-                [now],
-                version=expected,
-            )
-            self._insert_events(conn, now, [_Event(task, "cancelled", {})])
-            # Cancelling a recurrence's pending occurrence cancels that day only.
-            created = self._advance_recurrences(conn, [task], from_micros(now), "cancelled")
-            return task, created
-
-        task, created = await self._transact(run)
-        self._log([_Event(task, "cancelled", {})])
-        if created:
-            self._wake()
-        return task
 
     # -- claiming and finishing -----------------------------------------------------------
 
-    async def claim_due(
-        self,
-        *,
-        now: datetime | str | None = None,
-        limit: int = 1,
-        worker_id: str | None = None,
-        lease: timedelta = timedelta(minutes=5),
-        sending_due_by: datetime | str | None = None,
-    ) -> list[Task]:
-        """Atomically move up to ``limit`` due tasks to processing (see ``TaskStore``)."""
-        at = to_micros(now_or(now, self._clock))
-        limit, lease, worker_id = prepare_claim(limit, lease, worker_id)
-        expires = at + to_micros_delta(lease)
-        send_by = sending_bound(sending_due_by)
+    async def _claim(self, claim: Claim) -> tuple[list[Event], bool]:
+        at = to_micros(claim.at)
+        limit, worker_id, send_by = claim.limit, claim.worker_id, claim.send_by
+        expires = to_micros(claim.expires)
 
-        def run(conn: sqlite3.Connection) -> tuple[list[_Event], bool]:
+        def run(conn: sqlite3.Connection) -> tuple[list[Event], bool]:
             ids = _claim_ids(conn, at, limit, self._claim_window)
             if not ids:
                 return [], False
@@ -1431,39 +1244,23 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
                 (worker_id, expires, stamp, *ids),
             ).fetchall()
             tasks = sorted(map(_row_to_task, rows), key=lambda t: (t.scheduled_at, t.id))
-            detail = {"worker_id": worker_id, "lease_expires_at": isoformat(from_micros(expires))}
-            events = [_Event(t, "claimed", detail) for t in tasks]
+            detail = claim.detail
+            events = [Event(t, "claimed", detail) for t in tasks]
             self._insert_events(conn, stamp, events)
             if send_by is not None:
                 sending = [
-                    _Event(t, "sending", sending_detail(t, None))
+                    Event(t, "sending", sending_detail(t, None))
                     for t in tasks
                     if t.scheduled_at <= send_by
                 ]
                 self._insert_events(conn, stamp, sending)
             # A claimed occurrence creates the following one in this same transaction.
-            return events, self._advance_recurrences(conn, tasks, from_micros(at), "claimed")
+            return events, self._advance_recurrences(conn, tasks, claim.at, "claimed")
 
-        events, created = await self._transact(run, short=limit <= INLINE_ROWS)
-        self._log(events)
-        if created:
-            self._wake()
-        return [e.task for e in events]
+        return await self._transact(run, short=limit <= INLINE_ROWS)
 
-    async def complete(
-        self, task_id: str, *, message_id: str | None = None, worker_id: str | None = None
-    ) -> Task:
-        """Mark a processing task completed (one more attempt).
-
-        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        check_optional_text(message_id, "message_id")
-        worker = check_optional_text(worker_id, "worker_id")
-
-        task = await self._transact(_Mergeable(self._complete_tasks, (task_id, message_id, worker)))
-        self._log([_Event(task, "completed", message_detail(message_id))])
-        return task
+    async def _complete(self, task_id: str, message_id: str | None, worker: str | None) -> Task:
+        return await self._transact(_Mergeable(self._complete_tasks, (task_id, message_id, worker)))
 
     def _complete_tasks(
         self, conn: sqlite3.Connection, items: Sequence[tuple[str, str | None, str | None]]
@@ -1505,21 +1302,13 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
             conn,
             now,
             [
-                _Event(task, "completed", message_detail(message_id))
+                Event(task, "completed", message_detail(message_id))
                 for task, (_, message_id, _) in zip(tasks, items, strict=True)
             ],
         )
         return tasks
 
-    async def mark_sending(self, task_id: str, *, worker_id: str | None = None) -> None:
-        """Record that the send of a processing task starts now (event ``sending``).
-
-        The status does not change. With ``worker_id``, the task must still be claimed by
-        that worker: one whose lease ended while the task was claimed again gets
-        ``TaskConflict`` instead of sending the post a second time.
-        """
-        check_identifier(task_id, "task_id")
-        worker = check_optional_text(worker_id, "worker_id")
+    async def _mark_sending(self, task_id: str, worker: str | None) -> None:
         # The usual case in one statement (the Scheduler marks every send): the detail is
         # exactly what sending_detail would give, the task's attempt number appended in SQL.
         head = None if worker is None else f'{{"worker_id": {_encode(worker)}, "attempt": '
@@ -1536,109 +1325,11 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
                 if written:
                     return
             task = self._fetch(conn, task_id)
-            self._insert_events(conn, now, [_Event(task, "sending", sending_detail(task, worker))])
+            self._insert_events(conn, now, [Event(task, "sending", sending_detail(task, worker))])
 
         await self._transact(run)
 
-    async def fail(
-        self,
-        task_id: str,
-        error: str,
-        *,
-        retry_at: datetime | str | None = None,
-        worker_id: str | None = None,
-    ) -> Task:
-        """Record a failed attempt of a processing task.
-
-        With ``retry_at`` and attempts left it goes back to pending, due at ``retry_at``
-        (event ``retried``); otherwise it is failed (event ``failed``). With ``worker_id``,
-        only while that worker holds the claim (else ``TaskConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        reason = check_error(error)
-        worker = check_optional_text(worker_id, "worker_id")
-        retry = None if retry_at is None else to_micros(parse_instant(retry_at, "retry_at"))
-
-        def run(conn: sqlite3.Connection) -> _Event:
-            now = self._now()
-            retrying = "(? IS NOT NULL AND attempts + 1 < max_attempts)"
-            task = self._conditional(
-                conn,
-                "fail",
-                task_id,
-                f"status = CASE WHEN {retrying} THEN 'pending' ELSE 'failed' END, "
-                f"scheduled_at = CASE WHEN {retrying} THEN ? ELSE scheduled_at END, "
-                "attempts = attempts + 1, last_error = ?, worker_id = NULL, "
-                "lease_expires_at = NULL, updated_at = ?",
-                [retry, retry, retry, reason, now],
-                worker_id=worker,
-            )
-            event = _Event(task, *fail_event(task, reason))
-            self._insert_events(conn, now, [event])
-            return event
-
-        event = await self._transact(run)
-        self._log([event])
-        return event.task
-
-    async def release(self, task_id: str, reason: str, *, worker_id: str | None = None) -> Task:
-        """Return a processing task to pending without counting an attempt (event ``released``).
-
-        With ``worker_id``, only while that worker holds the claim (else ``TaskConflict``).
-        """
-        check_identifier(task_id, "task_id")
-        why = check_error(reason)
-        worker = check_optional_text(worker_id, "worker_id")
-
-        def run(conn: sqlite3.Connection) -> _Event:
-            now = self._now()
-            task = self._conditional(
-                conn,
-                "release",
-                task_id,
-                "status = 'pending', worker_id = NULL, lease_expires_at = NULL, updated_at = ?",
-                [now],
-                worker_id=worker,
-            )
-            event = _Event(task, "released", {"reason": why})
-            self._insert_events(conn, now, [event])
-            return event
-
-        event = await self._transact(run)
-        self._log([event])
-        return event.task
-
-    async def recover_expired(self, *, now: datetime | str | None = None) -> int:
-        """Return processing tasks whose lease ended to pending (or failed); return how many.
-
-        An ended lease counts as an attempt: a post that keeps killing its worker fails
-        after ``max_attempts`` instead of looping forever.
-        """
-        at = to_micros(now_or(now, self._clock))
-        give_up = 1 if self.on_expired == "fail" else 0
-
-        def run(conn: sqlite3.Connection) -> list[_Event]:
-            stamp = self._now()
-            rows = conn.execute(
-                "UPDATE eq_tasks SET "
-                "status = CASE WHEN ? = 1 OR attempts + 1 >= max_attempts "
-                "THEN 'failed' ELSE 'pending' END, "
-                "attempts = attempts + 1, "
-                "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
-                "worker_id = NULL, lease_expires_at = NULL, updated_at = ?, version = version + 1 "
-                f"WHERE status = 'processing' AND lease_expires_at <= ? RETURNING {_COLUMNS}",
-                (give_up, stamp, at),
-            ).fetchall()
-            events = [_Event(t, "expired", {"to": t.status.value}) for t in map(_row_to_task, rows)]
-            self._insert_events(conn, stamp, events)
-            return events
-
-        events = await self._transact(run)
-        self._log(events)
-        return len(events)
-
-    async def next_due(self) -> datetime | None:
-        """The earliest ``scheduled_at`` among pending tasks of connected sessions."""
+    async def _next_due(self) -> datetime | None:
 
         def run() -> datetime | None:
             row = (
@@ -1656,25 +1347,7 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
 
     # -- reading --------------------------------------------------------------------------
 
-    async def history(
-        self,
-        session_id: str,
-        group_id: str,
-        *,
-        start: datetime | str | None = None,
-        end: datetime | str | None = None,
-        status: TaskStatus | str | Collection[TaskStatus | str] | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        recurrence_id: str | None = None,
-    ) -> Page:
-        """A page of a group's tasks with ``start <= scheduled_at < end``, by time then id.
-
-        With ``recurrence_id``, only that recurrence's occurrences.
-        """
-        query = prepare_history(
-            session_id, group_id, start, end, status, limit, offset, recurrence_id
-        )
+    async def _history(self, query: HistoryQuery) -> Page:
         count_sql, page_sql, params = _history_sql(query)
 
         def run() -> Page:
@@ -1695,9 +1368,7 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
 
         return await self._call(run)
 
-    async def events(self, task_id: str) -> list[TaskEvent]:
-        """The task's audit trail, oldest first; ``TaskNotFound`` for an unknown task."""
-        check_identifier(task_id, "task_id")
+    async def _events(self, task_id: str) -> list[TaskEvent]:
 
         def run() -> list[TaskEvent]:
             conn = self._db()
@@ -1713,16 +1384,6 @@ class SQLiteTaskStore(WakeupMixin, SQLiteRecurringMixin):
                 ).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return [
-                unchecked(
-                    TaskEvent,
-                    id=r[0],
-                    task_id=r[1],
-                    at=from_micros(r[2]),
-                    kind=r[3],
-                    detail=MappingProxyType(json.loads(r[4])),
-                )
-                for r in rows
-            ]
+            return [_row_to_event(r) for r in rows]
 
         return await self._read(run)

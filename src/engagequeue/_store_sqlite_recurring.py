@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._errors import RecurrenceNotFound, TaskConflict
 from ._models import Payload, Task, TaskEvent, check_identifier
 from ._recurrence import Recurrence, RecurrenceStatus
-from ._store_common import NewTask, new_task_id, now_or
+from ._store_args import NewTask, new_task_id, now_or
 from ._store_recurring import (
     RECURRENCE_COLUMNS,
     RecurrenceChanges,
@@ -36,7 +36,7 @@ from ._store_recurring import (
 from ._times import from_micros, isoformat, to_micros
 
 if TYPE_CHECKING:
-    from ._store_common import Clock
+    from ._store_args import Clock
 
 __all__ = ["RECURRENCE_MIGRATION", "SQLiteRecurringMixin"]
 

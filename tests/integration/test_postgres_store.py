@@ -41,7 +41,7 @@ from engagequeue import (
     TaskNotFound,
     TaskStatus,
     ValidationError,
-    _store_common,
+    _store_args,
 )
 from engagequeue._store_postgres import SCHEMA_VERSION
 from store_support import POSTGRES_DSN, populate_every_status
@@ -559,7 +559,7 @@ async def test_repeating_an_insert_that_did_commit_returns_the_stored_tasks_once
     """What happens when a schedule's COMMIT succeeded but its answer was lost."""
     await pg.add_session("s")
     prepared = [
-        _store_common.prepare_task("s", "g", Payload.text(f"#{i}"), T0, 3) for i in range(2)
+        _store_args.prepare_task("s", "g", Payload.text(f"#{i}"), T0, 3) for i in range(2)
     ]
 
     async def insert(conn: Any) -> list[engagequeue.Task]:
@@ -839,12 +839,12 @@ async def test_the_same_operations_give_the_same_results_on_sqlite_and_postgresq
     seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schemas: list[str]
 ) -> None:
     steps = 250
-    monkeypatch.setattr(_store_common, "new_task_id", _ids())
+    monkeypatch.setattr(_store_args, "new_task_id", _ids())
     sqlite_clock = FakeClock()
     async with SQLiteTaskStore(tmp_path / "parity.sqlite3", clock=sqlite_clock) as lite:
         expected = await _play(lite, seed, sqlite_clock, steps)
 
-    monkeypatch.setattr(_store_common, "new_task_id", _ids())
+    monkeypatch.setattr(_store_args, "new_task_id", _ids())
     schemas.append(new_schema())
     pg_clock = FakeClock()
     async with PostgresTaskStore(POSTGRES_DSN, schema=schemas[0], clock=pg_clock) as pg:

@@ -133,7 +133,7 @@ async def test_a_version_1_file_is_migrated_in_place_and_keeps_its_tasks(db_path
 
 
 async def test_history_and_disconnect_read_the_indexes_made_for_them(db_path: Path) -> None:
-    from engagequeue._store_common import prepare_history
+    from engagequeue._store_args import prepare_history
     from engagequeue._store_sqlite import _history_sql
 
     def plan(conn: sqlite3.Connection, sql: str, params: list[object]) -> str:

@@ -53,7 +53,7 @@ from engagequeue import (
     VersionConflict,
 )
 from engagequeue._recurrence import SKIPPED_DETAIL_LIMIT
-from engagequeue._state import EVENT_KINDS, allowed_moves
+from engagequeue._state import EVENT_KINDS, allowed_moves, attempts_remain
 from engagequeue._store_recurring import RECURRENCE_EVENT_KINDS
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -450,11 +450,12 @@ class StoreAgainstModel(RuleBasedStateMachine):
             self.expect_conflict_or_missing(task_id, call)
             return
         self.run(call)
+        retry = retry_at is not None and attempts_remain(task.attempts, task.max_attempts)
         task.attempts += 1
         task.version += 1
         task.worker = None
         task.lease_expires_at = None
-        if retry_at is not None and task.attempts < task.max_attempts:
+        if retry:
             task.status = PENDING
             task.scheduled_at = retry_at
             task.events.append("retried")
@@ -518,11 +519,11 @@ class StoreAgainstModel(RuleBasedStateMachine):
         ]
         assert self.run(self.store.recover_expired(now=self.now)) == len(expired)
         for t in expired:
+            give_up = self.on_expired == "fail" or not attempts_remain(t.attempts, t.max_attempts)
             t.attempts += 1
             t.version += 1
             t.worker = None
             t.lease_expires_at = None
-            give_up = self.on_expired == "fail" or t.attempts >= t.max_attempts
             t.status = FAILED if give_up else PENDING
             t.events.append("expired")
             self.touched.add(t.id)

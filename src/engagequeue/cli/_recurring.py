@@ -31,7 +31,7 @@ from engagequeue._recurrence import (
     resolve_wall_time,
     weekly_rule,
 )
-from engagequeue._store_common import new_task_id
+from engagequeue._store_args import new_task_id
 from engagequeue._store_recurring import check_recurrence_status, plan_add
 
 from ._app import BadInput, bad_input, register, run_with_store

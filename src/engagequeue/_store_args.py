@@ -1,41 +1,24 @@
-"""What every store shares: argument checks, ids, event logging and wake-up callbacks.
+"""Checks and normal forms of the stores' arguments, shared by every engine.
 
-Pure functions and a small mixin; no database code.
+Each ``check_*`` or ``prepare_*`` function raises ``ValidationError`` naming the bad field
+before anything is written. Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import attrs
 
 from ._detail import check_detail_value
-from ._errors import TaskConflict, TaskNotFound, ValidationError, VersionConflict
-from ._models import MediaType, Payload, Task, TaskStatus, check_identifier
-from ._state import TRANSITIONS
+from ._errors import ValidationError
+from ._models import Payload, TaskStatus, check_identifier
+from ._store_rows import builder
 from ._times import isoformat, parse_instant, utcnow
-
-__all__ = [
-    "Clock",
-    "HistoryQuery",
-    "NewTask",
-    "WakeupMixin",
-    "check_durability",
-    "check_on_expired",
-    "log_event",
-    "new_task_id",
-    "prepare_claim",
-    "prepare_history",
-    "prepare_task",
-]
-
-logger: Final = logging.getLogger("engagequeue")
 
 Clock = Callable[[], datetime]
 Durability = Literal["normal", "full"]
@@ -140,55 +123,6 @@ def check_version(value: object, field: str = "if_version") -> int | None:
             f"{field} must be an integer >= 1 or None, got {value!r}", field=field
         )
     return value
-
-
-def conditional_where(source: str, mark: str, *, worker_id: bool, version: bool) -> str:
-    """The WHERE clause of a conditional update of one task in ``source`` status.
-
-    Optionally also: still claimed by the given worker, at the expected version.
-    ``mark`` is the engine's parameter marker; parameters follow in the order task id,
-    worker id, version.
-    """
-    where = f"id = {mark} AND status = '{source}'"
-    if worker_id:
-        where += f" AND worker_id = {mark}"
-    if version:
-        where += f" AND version = {mark}"
-    return where
-
-
-def refusal(
-    task_id: str,
-    operation: str,
-    found: Sequence[Any] | None,
-    *,
-    worker_id: str | None = None,
-    version: int | None = None,
-) -> Exception:
-    """Why a conditional update matched no row: the error to raise.
-
-    ``found`` is the task's ``(status, worker_id, version)`` read after the update, or
-    ``None`` when the task does not exist. A version mismatch comes first (the caller's
-    view is stale, whatever the status), then the status, then the claim holder.
-    """
-    if found is None:
-        return TaskNotFound(task_id)
-    status, holder, current = STATUSES[found[0]], found[1], found[2]
-    source = TRANSITIONS[operation].source
-    if version is not None and current != version:
-        return VersionConflict(task_id, status, operation, version, current)
-    if status is not source or worker_id is None or holder == worker_id:
-        return TaskConflict(task_id, status, operation, source.value)
-    return TaskConflict(
-        task_id,
-        status,
-        operation,
-        source.value,
-        reason=(
-            f"it is claimed by worker {holder!r}, not {worker_id!r} "
-            f"(the lease of {worker_id!r} ended and the task was claimed again)"
-        ),
-    )
 
 
 def now_or(value: datetime | str | None, clock: Clock) -> datetime:
@@ -308,27 +242,6 @@ def sending_bound(value: object) -> datetime | None:
     return None if value is None else parse_instant(value, "sending_due_by")
 
 
-def sending_detail(task: Task, worker_id: str | None) -> dict[str, Any]:
-    """Check that ``mark_sending`` may record the send of ``task``; return the event detail.
-
-    The task must be processing and, when ``worker_id`` is given, claimed by that worker.
-    """
-    if task.status is not TaskStatus.PROCESSING:
-        raise TaskConflict(task.id, task.status, "mark_sending", "processing")
-    if worker_id is not None and task.worker_id != worker_id:
-        raise TaskConflict(
-            task.id,
-            task.status,
-            "mark_sending",
-            "processing",
-            reason=(
-                f"it is claimed by worker {task.worker_id!r}, not {worker_id!r} "
-                f"(the lease of {worker_id!r} ended and the task was claimed again)"
-            ),
-        )
-    return {"worker_id": task.worker_id, "attempt": task.attempts + 1}
-
-
 @attrs.frozen
 class EditPlan:
     """A validated ``edit``: the columns to set, the new time, the ``edited`` event detail."""
@@ -439,132 +352,9 @@ def prepare_history(
     )
 
 
-def log_event(
-    kind: str, task_id: str, session_id: str, group_id: str, status: str, detail: Mapping[str, Any]
-) -> None:
-    """Log a task event through the ``engagequeue`` logger, with its ids as ``extra``."""
-    level = logging.WARNING if kind in {"failed", "expired"} else logging.INFO
-    if not logger.isEnabledFor(level):
-        return
-    logger.log(
-        level,
-        "task %s %s (session=%s group=%s status=%s)%s",
-        task_id,
-        kind,
-        session_id,
-        group_id,
-        status,
-        f" {dict(detail)}" if detail else "",
-        extra={
-            "task_id": task_id,
-            "session_id": session_id,
-            "group_id": group_id,
-            "status": status,
-            "event": kind,
-        },
-    )
-
-
-class WakeupMixin:
-    """Wake-up callbacks: a store calls them after a schedule, an edit or a reconnect.
-
-    Engines extend it to other processes and hosts: ``_listen_changed`` starts or stops
-    listening for other store objects' changes when callbacks come and go (those changes
-    then run ``_wake_local``), and ``_announce`` tells the other store objects after a
-    commit made through this one.
-    """
-
-    _wakeups: list[Callable[[], None]]
-
-    def add_wakeup(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after each schedule, edit or reconnect committed on this database.
-
-        Made through this store object or, once the store is open and a callback is added
-        from a running event loop, through any other store object on the same SQLite file
-        or PostgreSQL schema, in any process.
-        """
-        self._wakeups.append(callback)
-        self._listen_changed()
-
-    def remove_wakeup(self, callback: Callable[[], None]) -> None:
-        """Stop calling ``callback``; no error if it was never added."""
-        with contextlib.suppress(ValueError):
-            self._wakeups.remove(callback)
-        self._listen_changed()
-
-    def _listen_changed(self) -> None:
-        """Start or stop listening to other store objects (engines override)."""
-
-    def _announce(self) -> None:
-        """Tell other store objects that this one committed a wake-worthy change."""
-
-    def _wake(self) -> None:
-        self._wake_local()
-        self._announce()
-
-    def _wake_local(self) -> None:
-        for callback in tuple(self._wakeups):
-            try:
-                callback()
-            except Exception:
-                logger.exception("engagequeue wake-up callback failed")
-
-
 def default_clock() -> datetime:
     """The stores' default clock: the system's UTC time."""
     return utcnow()
-
-
-def unchecked(cls: type[Any], **values: Any) -> Any:  # noqa: ANN401 - builds any attrs class
-    """Build a frozen attrs instance from trusted values (rows the store wrote), skipping checks.
-
-    Every value was validated when it was written; re-validating each row on read would
-    double the cost of a claim. Fields left out take their plain (non-factory) default.
-    """
-    return builder(cls)(**values)
-
-
-def builder(cls: type[Any]) -> Callable[..., Any]:
-    """The keyword-only constructor ``unchecked`` uses for ``cls``, for hot loops to keep."""
-    build = _BUILDERS.get(cls)
-    if build is None:
-        build = _BUILDERS[cls] = _builder(cls)
-    return build
-
-
-_BUILDERS: Final[dict[type[Any], Callable[..., Any]]] = {}
-
-
-def _builder(cls: type[Any]) -> Callable[..., Any]:
-    """Compile a keyword-only constructor for a slotted attrs class that sets each slot directly.
-
-    About four times faster than a loop of ``object.__setattr__`` (a store builds one ``Task``
-    per row it returns).
-    """
-    fields = attrs.fields(cls)
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    params, body = [], []
-    for index, field in enumerate(fields):
-        slot_setter = getattr(cls.__dict__.get(field.name), "__set__", None)
-        setter = f"_set{index}"
-        if slot_setter is not None:
-            namespace[setter] = slot_setter
-            body.append(f"    {setter}(obj, {field.name})")
-        else:  # not a slotted class: fall back to the generic setter
-            namespace[setter] = object.__setattr__
-            body.append(f"    {setter}(obj, {field.name!r}, {field.name})")
-        default = field.default
-        if default is attrs.NOTHING or isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            params.append(field.name)
-        else:
-            namespace[f"_default{index}"] = default
-            params.append(f"{field.name}=_default{index}")
-    source = "\n".join(
-        [f"def build(*, {', '.join(params)}):", "    obj = _new(_cls)", *body, "    return obj"]
-    )
-    exec(compile(source, f"<engagequeue unchecked {cls.__name__}>", "exec"), namespace)  # noqa: S102 - source built from attrs field names only
-    build: Callable[..., Any] = namespace["build"]
-    return build
 
 
 def to_micros_delta(delta: timedelta) -> int:
@@ -572,72 +362,8 @@ def to_micros_delta(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
 
 
-def message_detail(message_id: str | None) -> dict[str, Any]:
-    """The detail of a ``completed`` event."""
-    return {} if message_id is None else {"message_id": message_id}
-
-
-def fail_event(task: Task, reason: str) -> tuple[str, dict[str, Any]]:
-    """The event kind and detail that record a ``fail``: ``retried`` or ``failed``."""
-    if task.status is TaskStatus.PENDING:
-        return "retried", {"error": reason, "retry_at": isoformat(task.scheduled_at)}
-    return "failed", {"error": reason}
-
-
 def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate the extra detail of a ``created`` event: see ``_detail.check_detail_value``."""
     if detail is None:
         return {}
     return check_detail_value(detail)
-
-
-TASK_COLUMNS: Final = (
-    "id, session_id, group_id, media_type, content, media_url, mimetype, filename, "
-    "scheduled_at, status, attempts, max_attempts, last_error, created_at, updated_at, "
-    "worker_id, lease_expires_at, message_id, version, recurrence_id"
-)
-"""The task columns every store selects, in the order ``task_reader`` reads them."""
-
-MEDIA_TYPES: Final = {m.value: m for m in MediaType}
-STATUSES: Final = {s.value: s for s in TaskStatus}
-
-
-def task_reader(instant: Callable[[Any], datetime]) -> Callable[[Sequence[Any]], Task]:
-    """Return a function that builds a ``Task`` from a row of ``TASK_COLUMNS``.
-
-    ``instant`` turns a stored time (microseconds, a ``timestamptz``...) into an aware UTC
-    datetime. Rows were validated when written, so no check runs again.
-    """
-    build_payload = builder(Payload)
-    build_task = builder(Task)
-
-    def read(row: Sequence[Any]) -> Task:
-        payload = build_payload(
-            media_type=MEDIA_TYPES[row[3]],
-            content=row[4],
-            media_url=row[5],
-            mimetype=row[6],
-            filename=row[7],
-        )
-        lease = row[16]
-        task: Task = build_task(
-            id=row[0],
-            session_id=row[1],
-            group_id=row[2],
-            payload=payload,
-            scheduled_at=instant(row[8]),
-            status=STATUSES[row[9]],
-            attempts=row[10],
-            max_attempts=row[11],
-            last_error=row[12],
-            created_at=instant(row[13]),
-            updated_at=instant(row[14]),
-            worker_id=row[15],
-            lease_expires_at=None if lease is None else instant(lease),
-            message_id=row[17],
-            version=row[18],
-            recurrence_id=row[19],
-        )
-        return task
-
-    return read

@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 from dispatch import end_to_end  # noqa: E402 - a Scheduler draining through InMemoryTransport
 from store_bench import _cpu, _schedule, run_drain, run_reference  # noqa: E402
 
-from engagequeue import Payload, PostgresTaskStore  # noqa: E402
+from engagequeue import Payload, PostgresTaskStore, SQLiteTaskStore  # noqa: E402
 
 DSN = os.environ.get("ENGAGEQUEUE_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PEER_VENV = HERE / ".peers-venv"
@@ -160,6 +160,63 @@ def bare_schedule(workdir: Path, *, tasks: int, batch: int) -> dict[str, Any]:
             conn.execute("BEGIN IMMEDIATE")
             for i in range(lo, min(many, lo + batch)):
                 insert(i)
+            conn.execute("COMMIT")
+        together = time.perf_counter() - start
+    finally:
+        conn.close()
+    return {
+        "one_by_one": {"tasks": tasks, "tasks_per_s": round(tasks / one)},
+        "batched": {"tasks": many, "batch": batch, "tasks_per_s": round(many / together)},
+    }
+
+
+def schema_floor_schedule(workdir: Path, *, tasks: int, batch: int) -> dict[str, Any]:
+    """Plain sqlite3 writing what ``schedule`` writes into engagequeue's own tables.
+
+    The file is created by ``SQLiteTaskStore`` (same schema, indexes and pragmas: WAL,
+    ``synchronous=NORMAL``); then each transaction inserts the task row and its ``created``
+    event with the store's statements, no engagequeue code running. What the layout alone
+    costs: the floor of ``schedule`` one by one and of ``schedule_many``.
+    """
+    path = workdir / "floor-schedule.sqlite3"
+
+    async def create() -> None:
+        async with SQLiteTaskStore(path) as store:
+            await store.add_session("s0")
+
+    asyncio.run(create())
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        detail = '{"media_type": "text", "scheduled_at": "2026-01-01T00:00:00.000000Z"}'
+
+        def insert(i: int) -> None:
+            task_id = f"{i:013x}{os.urandom(8).hex()}"
+            conn.execute(
+                "INSERT INTO eq_tasks (id, session_id, group_id, media_type, content, "
+                "media_url, mimetype, filename, scheduled_at, status, attempts, max_attempts, "
+                "created_at, updated_at, recurrence_id) "
+                "VALUES (?, 's0', ?, 'text', ?, NULL, NULL, NULL, ?, 'pending', 0, 3, ?, ?, NULL)",
+                (task_id, f"g{i % 200}@g.us", f"post {i}", 1_767_225_600_000_000 + i, i, i),
+            )
+            conn.execute(
+                "INSERT INTO eq_task_events (task_id, at, kind, detail) "
+                "VALUES (?, ?, 'created', ?)",
+                (task_id, i, detail),
+            )
+
+        start = time.perf_counter()
+        for i in range(tasks):
+            conn.execute("BEGIN IMMEDIATE")
+            insert(i)
+            conn.execute("COMMIT")
+        one = time.perf_counter() - start
+        many = tasks * 10
+        start = time.perf_counter()
+        for lo in range(0, many, batch):
+            conn.execute("BEGIN IMMEDIATE")
+            for i in range(lo, min(many, lo + batch)):
+                insert(tasks + i)
             conn.execute("COMMIT")
         together = time.perf_counter() - start
     finally:
@@ -514,6 +571,11 @@ class Round:
         )
         add("bare.sqlite_schedule_one_by_one", bare["one_by_one"]["tasks_per_s"], bare)
         add("bare.sqlite_schedule_many", bare["batched"]["tasks_per_s"], None)
+        floor = schema_floor_schedule(
+            self.workdir, tasks=p["schedule_one_by_one"], batch=p["schedule_many_batch"]
+        )
+        add("floor.sqlite_schedule_one_by_one", floor["one_by_one"]["tasks_per_s"], floor)
+        add("floor.sqlite_schedule_many", floor["batched"]["tasks_per_s"], None)
 
     def sqlite_drain(self, durability: str) -> None:
         """Ours with completes awaited one by one vs huey's worker loop, then the bare loop."""
@@ -618,7 +680,13 @@ class Round:
 
 def summarize(rounds: Rounds) -> list[dict[str, Any]]:
     """One row per figure: ours, peer, bare (medians), the ratios, the target, met or not."""
-    figures = sorted({k.split(".", 1)[1] for k in rounds.values if not k.endswith("_cpu_us")})
+    figures = sorted(
+        {
+            k.split(".", 1)[1]
+            for k in rounds.values
+            if not k.endswith("_cpu_us") and not k.startswith("floor.")
+        }
+    )
     table = []
     for figure in figures:
         ours, peer, bare = (rounds.median(f"{side}.{figure}") for side in ("ours", "peer", "bare"))
@@ -634,6 +702,11 @@ def summarize(rounds: Rounds) -> list[dict[str, Any]]:
             "ratio_to_bare": round(ours / bare, 3) if ours and bare else None,
             "peer_ratio_to_bare": round(peer / bare, 3) if peer and bare else None,
         }
+        floor = rounds.median(f"floor.{figure}")
+        if floor is not None:  # plain sqlite3 on engagequeue's own tables
+            row["schema_floor"] = floor
+            row["ratio_to_schema_floor"] = round(ours / floor, 3) if ours else None
+            row["peer_ratio_to_schema_floor"] = round(peer / floor, 3) if peer else None
         if figure in TARGETS:
             minimum, against = TARGETS[figure]
             row["target"] = f">= {minimum}x {against}"

@@ -12,24 +12,19 @@ after the lock of the pending occurrence (the order ``cancel`` takes them in).
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._errors import SessionNotFound
 from ._models import Task
 from ._store_common import NewTask
-from ._store_recurring import (
-    Flow,
-    OccurrenceChange,
-    RecurrenceChanges,
-    RecurrenceDialect,
-    RecurrenceState,
-    dump_detail,
-)
+from ._store_recurring import RecurrenceChanges, RecurrenceDialect
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
+
+    from ._store_recurring import Flow, OccurrenceChange, RecurrenceState
 
     Connection = AsyncConnection[tuple[Any, ...]]
 
@@ -215,7 +210,7 @@ class PostgresRecurringMixin(RecurrenceChanges["Connection", datetime]):
         conn: Connection,
         recurrence_id: str,
         at: datetime,
-        events: Sequence[tuple[str, Mapping[str, Any]]],
+        events: Sequence[tuple[str, str]],
     ) -> None:
         await conn.execute(
             f"INSERT INTO {self._s}.recurrence_events (recurrence_id, at, kind, detail) "
@@ -226,6 +221,6 @@ class PostgresRecurringMixin(RecurrenceChanges["Connection", datetime]):
                 recurrence_id,
                 at,
                 [kind for kind, _ in events],
-                [dump_detail(detail) for _, detail in events],
+                [detail for _, detail in events],
             ),
         )

@@ -730,8 +730,9 @@ class RecurrenceChanges(Generic[_C, _A]):
         conn: _C,
         recurrence_id: str,
         at: _A,
-        events: Sequence[tuple[str, Mapping[str, Any]]],
+        events: Sequence[tuple[str, str]],
     ) -> None:
+        """Record ``events`` (kind, detail as JSON text) on the recurrence, in order."""
         raise NotImplementedError
 
     # -- the flows, inside a transaction ---------------------------------------------------
@@ -798,7 +799,8 @@ class RecurrenceChanges(Generic[_C, _A]):
         if not insert:
             await self._recurrence_execute(conn, d.update, (*values[1:], values[0]))
         if plan.events:
-            await self._insert_recurrence_events(conn, plan.state.id, at, plan.events)
+            events = [(kind, dump_detail(detail)) for kind, detail in plan.events]
+            await self._insert_recurrence_events(conn, plan.state.id, at, events)
 
     async def _change_occurrence(
         self,

@@ -10,21 +10,17 @@ repeated by another store or process.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._models import Task
 from ._store_common import NewTask
-from ._store_recurring import (
-    Flow,
-    OccurrenceChange,
-    RecurrenceChanges,
-    RecurrenceDialect,
-    RecurrenceState,
-    dump_detail,
-)
+from ._store_recurring import RecurrenceChanges, RecurrenceDialect
 from ._times import from_micros, to_micros
+
+if TYPE_CHECKING:
+    from ._store_recurring import Flow, OccurrenceChange, RecurrenceState
 
 __all__ = ["RECURRENCE_MIGRATION", "SQLiteRecurringMixin"]
 
@@ -198,10 +194,10 @@ class SQLiteRecurringMixin(RecurrenceChanges[sqlite3.Connection, int]):
         conn: sqlite3.Connection,
         recurrence_id: str,
         at: int,
-        events: Sequence[tuple[str, Mapping[str, Any]]],
+        events: Sequence[tuple[str, str]],
     ) -> None:
         conn.executemany(
             "INSERT INTO eq_recurrence_events (recurrence_id, at, kind, detail) "
             "VALUES (?, ?, ?, ?)",
-            [(recurrence_id, at, kind, dump_detail(detail)) for kind, detail in events],
+            [(recurrence_id, at, kind, detail) for kind, detail in events],
         )

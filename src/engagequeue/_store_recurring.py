@@ -1,23 +1,26 @@
-"""What both engines share for recurring posts: each operation planned once, with no SQL.
+"""What both engines share for recurring posts: each operation planned and run once.
 
-An engine reads a recurrence's row into a :class:`RecurrenceState`, asks a ``plan_*``
-function what to write (the new state, at most one occurrence to insert, whether the
-pending occurrence is cancelled or changed, the events), and writes it all in the
-transaction that read the row. The engines differ only in how they lock and write.
+The ``plan_*`` functions (no SQL) say what an operation writes: the new state of the
+recurrence, at most one occurrence to insert, whether the pending occurrence is cancelled
+or changed, the events. ``RecurrenceChanges`` holds the store methods and the flow that
+reads a recurrence's row into a :class:`RecurrenceState`, asks for the plan and writes it
+in the transaction that read the row; ``RecurrenceDialect`` the SQL text both engines
+share but for placeholders and table names. An engine's mixin supplies only its SQL, row
+encoding, locking and connection handling, as hooks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import attrs
 
-from ._errors import RecurrenceConflict, ValidationError
-from ._models import MediaType, Payload, TaskEvent, check_identifier
+from ._errors import RecurrenceConflict, RecurrenceNotFound, TaskConflict, ValidationError
+from ._models import MediaType, Payload, Task, TaskEvent, check_identifier
 from ._recurrence import (
     Following,
     Recurrence,
@@ -26,17 +29,25 @@ from ._recurrence import (
     check_count,
     skipped_details,
 )
-from ._store_args import NewTask, check_max_attempts, check_payload, new_task_id
+from ._store_args import NewTask, check_max_attempts, check_payload, new_task_id, now_or
 from ._store_rows import unchecked
 from ._times import isoformat, parse_instant
+
+if TYPE_CHECKING:
+    from ._store_args import Clock
 
 __all__ = [
     "RECURRENCE_COLUMNS",
     "RECURRENCE_EVENT_KINDS",
+    "Flow",
+    "OccurrenceChange",
+    "RecurrenceChanges",
+    "RecurrenceDialect",
     "RecurrencePlan",
     "RecurrenceState",
     "cancel_detail",
     "check_recurrence_status",
+    "dump_detail",
     "occurrence_task",
     "plan_add",
     "plan_advance",
@@ -47,6 +58,16 @@ __all__ = [
     "state_reader",
     "state_values",
 ]
+
+_C = TypeVar("_C")
+_A = TypeVar("_A")
+_T = TypeVar("_T")
+
+OccurrenceChange = tuple[str, str, str, Sequence[Any]]
+"""A conditional change of a task: the operation, the task id, a SET clause, its parameters."""
+
+Flow = Coroutine[Any, Any, _T]
+"""A flow of ``RecurrenceChanges`` that an engine runs in a transaction or a read."""
 
 RECURRENCE_EVENT_KINDS: Final = frozenset(
     {"created", "edited", "paused", "resumed", "scheduled", "skipped", "ended"}
@@ -426,11 +447,6 @@ def plan_edit(
     )
 
 
-def event_details(plan: RecurrencePlan) -> list[tuple[str, Mapping[str, Any]]]:
-    """The plan's events, for engines that write them as rows."""
-    return list(plan.events)
-
-
 RECURRENCE_COLUMNS: Final = (
     "id, session_id, group_id, media_type, content, media_url, mimetype, filename, rule, "
     "timezone, starts_at, until, count, status, max_attempts, issued, next_task_id, next_at, "
@@ -540,17 +556,370 @@ def recurrence_event(row: Sequence[Any], instant: Callable[[Any], datetime]) -> 
     return event
 
 
-class RecurrenceChanges:
-    """The recurrence methods both engines share: each is a plan run by ``_change``.
+def dump_detail(detail: Mapping[str, Any]) -> str:
+    """An event's detail as stored (JSON text)."""
+    return json.dumps(dict(detail), default=str)
 
-    An engine's mixin provides ``_change``: read the recurrence locked, apply the plan and
-    write what it says (the recurrence, its events, the occurrence) in one transaction.
+
+_NAMES: Final = [c.strip() for c in RECURRENCE_COLUMNS.split(",")]
+_PAYLOAD_COLUMNS: Final = ("media_type", "content", "media_url", "mimetype", "filename")
+
+
+class RecurrenceDialect:
+    """How one engine spells the recurrence SQL and stores instants.
+
+    ``prefix`` goes before each table name, ``mark`` is the placeholder; ``any_of(column,
+    values)`` returns the condition that ``column`` is one of ``values`` and its parameters;
+    ``lock`` ends a write's ``SELECT`` to lock the rows it reads (empty where the write
+    transaction already excludes every other writer); ``insert_tail`` ends the ``INSERT``
+    of a recurrence. ``encode`` stores an instant, ``decode`` reads one as aware UTC.
     """
+
+    __slots__ = (
+        "any_of",
+        "decode",
+        "encode",
+        "events",
+        "insert",
+        "lock",
+        "mark",
+        "read_state",
+        "select",
+        "task_event",
+        "update",
+    )
+
+    def __init__(
+        self,
+        prefix: str,
+        mark: str,
+        *,
+        any_of: Callable[[str, Sequence[Any]], tuple[str, list[Any]]],
+        encode: Callable[[datetime], Any],
+        decode: Callable[[Any], datetime],
+        lock: str = "",
+        insert_tail: str = "",
+    ) -> None:
+        self.mark: Final = mark
+        self.any_of: Final = any_of
+        self.encode: Final = encode
+        self.decode: Final = decode
+        self.lock: Final = lock
+        self.read_state: Final = state_reader(decode)
+        marks = ", ".join([mark] * len(_NAMES))
+        self.select: Final = f"SELECT {RECURRENCE_COLUMNS} FROM {prefix}recurrences"
+        self.insert: Final = (
+            f"INSERT INTO {prefix}recurrences ({RECURRENCE_COLUMNS}) VALUES ({marks}){insert_tail}"
+        )
+        self.update: Final = (
+            f"UPDATE {prefix}recurrences SET "
+            + ", ".join(f"{c} = {mark}" for c in _NAMES[1:])
+            + f" WHERE id = {mark}"
+        )
+        self.task_event: Final = (
+            f"INSERT INTO {prefix}task_events (task_id, at, kind, detail) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark})"
+        )
+        self.events: Final = (
+            f"SELECT seq, recurrence_id, at, kind, detail FROM {prefix}recurrence_events "
+            f"WHERE recurrence_id = {mark} ORDER BY seq"
+        )
+
+    def row(self, state: RecurrenceState) -> tuple[Any, ...]:
+        """The parameters of ``insert`` (the stored row of ``state``)."""
+        return state_values(state, self.encode)
+
+    def occurrence_changes(
+        self, at: object, payload: Payload | None, scheduled_at: datetime | None
+    ) -> tuple[str, list[Any], dict[str, Any]]:
+        """How a recurrence's change updates its pending occurrence, at the store's time ``at``.
+
+        Returns the SET clause, its parameters (none when nothing changes) and the
+        ``edited`` event's detail.
+        """
+        parts: list[str] = []
+        params: list[Any] = []
+        detail: dict[str, Any] = {"by": "recurrence"}
+        if payload is not None:
+            parts += [f"{c} = {self.mark}" for c in _PAYLOAD_COLUMNS]
+            params += [
+                payload.media_type.value,
+                payload.content,
+                payload.media_url,
+                payload.mimetype,
+                payload.filename,
+            ]
+            detail["payload"] = True
+            detail["media_type"] = payload.media_type.value
+        if scheduled_at is not None:
+            parts.append(f"scheduled_at = {self.mark}")
+            params.append(self.encode(scheduled_at))
+            detail["scheduled_at"] = isoformat(scheduled_at)
+        if not params:
+            return "", [], detail
+        return f"updated_at = {self.mark}, {', '.join(parts)}", [at, *params], detail
+
+
+class RecurrenceChanges(Generic[_C, _A]):
+    """The recurring methods of both stores, written once over small engine hooks.
+
+    ``_C`` is the engine's connection, ``_A`` its stored time (``_now``). Each public
+    method validates, plans (the ``plan_*`` functions) and wakes here; the engine's mixin
+    supplies the hooks below that raise ``NotImplementedError``: its SQL spelling
+    (``_dialect``), running a flow in a write transaction or a read, executing and
+    fetching, and the few writes whose SQL differs. The hooks are coroutines; an engine
+    whose calls block (SQLite) runs the whole flow, which then never suspends, on the
+    thread that holds its transaction.
+    """
+
+    if TYPE_CHECKING:
+        _clock: Clock
+
+        def _now(self) -> _A: ...
+        def _wake(self) -> None: ...
+
+    # -- engine hooks ----------------------------------------------------------------------
+
+    @property
+    def _dialect(self) -> RecurrenceDialect:
+        raise NotImplementedError
+
+    async def _recurrence_write(
+        self, run: Callable[[_C], Flow[_T]], *, idempotent: bool = False
+    ) -> _T:
+        """Run ``run`` in one write transaction (``idempotent``: safe to repeat)."""
+        raise NotImplementedError
+
+    async def _recurrence_read(
+        self, run: Callable[[_C], Flow[_T]], *, snapshot: bool = False
+    ) -> _T:
+        """Run ``run`` on a reading connection (``snapshot``: in one read transaction)."""
+        raise NotImplementedError
+
+    async def _recurrence_execute(self, conn: _C, sql: str, params: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    async def _recurrence_rows(
+        self, conn: _C, sql: str, params: Sequence[Any]
+    ) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def _lock_pending_occurrence(self, conn: _C, recurrence_id: str) -> None:
+        """Before a change locks the recurrence: lock its pending occurrence (if need be)."""
+        raise NotImplementedError
+
+    async def _may_insert(self, conn: _C, state: RecurrenceState) -> bool:
+        """Before a new recurrence is written: check its session; ``False``: already written."""
+        raise NotImplementedError
+
+    async def _insert_occurrence(self, conn: _C, task: NewTask, detail: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def _conditional_change(self, conn: _C, change: OccurrenceChange) -> None:
+        """Apply ``change`` to a pending task; ``TaskConflict`` or ``LookupError`` if it is not."""
+        raise NotImplementedError
+
+    async def _insert_recurrence_events(
+        self,
+        conn: _C,
+        recurrence_id: str,
+        at: _A,
+        events: Sequence[tuple[str, str]],
+    ) -> None:
+        """Record ``events`` (kind, detail as JSON text) on the recurrence, in order."""
+        raise NotImplementedError
+
+    # -- the flows, inside a transaction ---------------------------------------------------
+
+    async def _load_state(self, conn: _C, recurrence_id: str, *, lock: bool) -> RecurrenceState:
+        d = self._dialect
+        if lock:
+            await self._lock_pending_occurrence(conn, recurrence_id)
+        tail = d.lock if lock else ""
+        rows = await self._recurrence_rows(
+            conn, f"{d.select} WHERE id = {d.mark}{tail}", (recurrence_id,)
+        )
+        if not rows:
+            raise RecurrenceNotFound(recurrence_id)
+        return d.read_state(rows[0])
+
+    async def _advance(self, conn: _C, tasks: Iterable[Task], now: datetime, reason: str) -> bool:
+        """``tasks`` left pending (claimed or cancelled): create the following occurrences.
+
+        Only a recurrence's pending occurrence moves it on; a retried past occurrence does
+        not. Returns whether an occurrence was created.
+        """
+        ids = [t.id for t in tasks if t.recurrence_id is not None]
+        if not ids:
+            return False
+        d = self._dialect
+        where, params = d.any_of("next_task_id", ids)
+        rows = await self._recurrence_rows(
+            conn, f"{d.select} WHERE {where} AND status = 'active'{d.lock}", params
+        )
+        created = False
+        for row in rows:
+            plan = plan_advance(d.read_state(row), now, reason=reason)
+            await self._write_plan(conn, plan)
+            created = created or plan.new_task is not None
+        return created
+
+    async def _write_plan(self, conn: _C, plan: RecurrencePlan, *, insert: bool = False) -> None:
+        """Write ``plan``: the occurrence changes first, then the row and its events."""
+        if not plan.changed:
+            return
+        d = self._dialect
+        at = self._now()
+        if plan.cancel_task is not None:
+            await self._change_occurrence(
+                conn,
+                ("cancel", plan.cancel_task, f"status = 'cancelled', updated_at = {d.mark}", [at]),
+                at,
+                ("cancelled", cancel_detail(plan)),
+            )
+        if plan.update_task is not None:
+            task_id, payload, scheduled_at = plan.update_task
+            assignments, params, detail = d.occurrence_changes(at, payload, scheduled_at)
+            if params:
+                await self._change_occurrence(
+                    conn, ("edit", task_id, assignments, params), at, ("edited", detail)
+                )
+        values = d.row(plan.state)
+        if insert:
+            await self._recurrence_execute(conn, d.insert, values)
+        task = occurrence_task(plan)
+        if task is not None:
+            await self._insert_occurrence(conn, task, plan.created_detail)
+        if not insert:
+            await self._recurrence_execute(conn, d.update, (*values[1:], values[0]))
+        if plan.events:
+            events = [(kind, dump_detail(detail)) for kind, detail in plan.events]
+            await self._insert_recurrence_events(conn, plan.state.id, at, events)
+
+    async def _change_occurrence(
+        self,
+        conn: _C,
+        change: OccurrenceChange,
+        at: _A,
+        event: tuple[str, Mapping[str, Any]],
+    ) -> None:
+        """Apply ``change`` to an occurrence.
+
+        ``event`` (kind, detail) is recorded on it; nothing is done if it left pending.
+        """
+        try:
+            await self._conditional_change(conn, change)
+        except (TaskConflict, LookupError):
+            return  # no longer pending (or gone): nothing to change
+        kind, detail = event
+        await self._recurrence_execute(
+            conn, self._dialect.task_event, (change[1], at, kind, dump_detail(detail))
+        )
 
     async def _change(
         self, recurrence_id: str, plan: Callable[[RecurrenceState, datetime], RecurrencePlan]
     ) -> Recurrence:
-        raise NotImplementedError
+        """Plan a change on the recurrence read locked, and write it in that transaction."""
+        check_identifier(recurrence_id, "recurrence_id")
+        now = now_or(None, self._clock)
+
+        async def run(conn: _C) -> RecurrencePlan:
+            planned = plan(await self._load_state(conn, recurrence_id, lock=True), now)
+            await self._write_plan(conn, planned)
+            return planned
+
+        done = await self._recurrence_write(run)
+        if done.new_task is not None or done.update_task is not None:
+            self._wake()
+        return done.state.recurrence
+
+    # -- the recurring methods -------------------------------------------------------------
+
+    async def add_recurrence(
+        self,
+        session_id: str,
+        group_id: str,
+        payload: Payload,
+        rule: str,
+        *,
+        timezone: str,
+        starts_at: datetime | str | None = None,
+        until: datetime | str | None = None,
+        count: int | None = None,
+        max_attempts: int = 3,
+    ) -> Recurrence:
+        """Add a recurrence and its first occurrence (a pending task), in one transaction."""
+        plan = plan_add(
+            new_task_id(),
+            session_id,
+            group_id,
+            payload,
+            rule,
+            timezone=timezone,
+            starts_at=starts_at,
+            until=until,
+            count=count,
+            max_attempts=max_attempts,
+            now=now_or(None, self._clock),
+        )
+
+        async def run(conn: _C) -> None:
+            # Ids were drawn before the first try: a repeat after an unknown commit
+            # finds the recurrence and its occurrence and inserts nothing twice.
+            if await self._may_insert(conn, plan.state):
+                await self._write_plan(conn, plan, insert=True)
+
+        await self._recurrence_write(run, idempotent=True)
+        self._wake()
+        return plan.state.recurrence
+
+    async def get_recurrence(self, recurrence_id: str) -> Recurrence:
+        """Return the recurrence, or raise ``RecurrenceNotFound``."""
+        check_identifier(recurrence_id, "recurrence_id")
+
+        async def run(conn: _C) -> Recurrence:
+            return (await self._load_state(conn, recurrence_id, lock=False)).recurrence
+
+        return await self._recurrence_read(run)
+
+    async def recurrences(
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        status: RecurrenceStatus | str | Collection[RecurrenceStatus | str] | None = None,
+    ) -> list[Recurrence]:
+        """The group's recurrences, oldest first, optionally of some statuses only."""
+        check_identifier(session_id, "session_id")
+        check_identifier(group_id, "group_id")
+        statuses = check_recurrence_status(status)
+        d = self._dialect
+        where = f"session_id = {d.mark} AND group_id = {d.mark}"
+        params: list[Any] = [session_id, group_id]
+        if statuses is not None:
+            among, values = d.any_of("status", [s.value for s in statuses])
+            where += f" AND {among}"
+            params += values
+
+        async def run(conn: _C) -> list[Recurrence]:
+            rows = await self._recurrence_rows(
+                conn, f"{d.select} WHERE {where} ORDER BY seq", params
+            )
+            return [d.read_state(r).recurrence for r in rows]
+
+        return await self._recurrence_read(run)
+
+    async def recurrence_events(self, recurrence_id: str) -> list[TaskEvent]:
+        """The recurrence's audit trail, oldest first (``task_id`` holds the recurrence id)."""
+        check_identifier(recurrence_id, "recurrence_id")
+        d = self._dialect
+
+        async def run(conn: _C) -> list[TaskEvent]:
+            await self._load_state(conn, recurrence_id, lock=False)
+            rows = await self._recurrence_rows(conn, d.events, (recurrence_id,))
+            return [recurrence_event(r, d.decode) for r in rows]
+
+        return await self._recurrence_read(run, snapshot=True)
 
     async def edit_recurrence(
         self,

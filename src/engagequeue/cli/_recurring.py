@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import click
 
+from engagequeue._abc import RecurringTaskStore
 from engagequeue._errors import ValidationError
 from engagequeue._models import MediaType, Payload
 from engagequeue._recurrence import (
@@ -76,44 +77,8 @@ _TIME_HELP: Final = (
 )
 
 
-class RecurringStore(Protocol):
-    """The recurring methods both stores have (``TaskStore`` does not declare them)."""
-
-    async def add_recurrence(
-        self,
-        session_id: str,
-        group_id: str,
-        payload: Payload,
-        rule: str,
-        *,
-        timezone: str,
-        starts_at: datetime | str | None = None,
-        until: datetime | str | None = None,
-        count: int | None = None,
-        max_attempts: int = 3,
-    ) -> Recurrence: ...
-    async def get_recurrence(self, recurrence_id: str) -> Recurrence: ...
-    async def recurrences(
-        self,
-        session_id: str,
-        group_id: str,
-        *,
-        status: RecurrenceStatus | str | Collection[RecurrenceStatus | str] | None = None,
-    ) -> list[Recurrence]: ...
-    async def edit_recurrence(
-        self,
-        recurrence_id: str,
-        *,
-        payload: Payload | None = None,
-        rule: str | None = None,
-        timezone: str | None = None,
-        until: datetime | str | None = None,
-        count: int | None = None,
-    ) -> Recurrence: ...
-    async def pause_recurrence(self, recurrence_id: str) -> Recurrence: ...
-    async def resume_recurrence(self, recurrence_id: str) -> Recurrence: ...
-    async def end_recurrence(self, recurrence_id: str) -> Recurrence: ...
-    async def recurrence_events(self, recurrence_id: str) -> list[TaskEvent]: ...
+RecurringStore = RecurringTaskStore
+"""The recurring methods both stores have, as ``RecurringTaskStore`` promises them."""
 
 
 def _store(store: TaskStore) -> RecurringStore:

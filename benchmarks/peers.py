@@ -128,6 +128,31 @@ def run_peer(venv: Path, spec: dict[str, Any], env: dict[str, str] | None = None
 # -- bare sqlite3: the schedule floor ------------------------------------------------------
 
 
+def _timed_inserts(
+    conn: sqlite3.Connection, insert: Callable[[int], None], tasks: int, batch: int
+) -> dict[str, Any]:
+    """``insert`` ``tasks`` times, one transaction each, then ten times as many in
+    transactions of ``batch``; the rates of both."""
+    start = time.perf_counter()
+    for i in range(tasks):
+        conn.execute("BEGIN IMMEDIATE")
+        insert(i)
+        conn.execute("COMMIT")
+    one = time.perf_counter() - start
+    many = tasks * 10
+    start = time.perf_counter()
+    for lo in range(0, many, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        for i in range(lo, min(many, lo + batch)):
+            insert(tasks + i)
+        conn.execute("COMMIT")
+    together = time.perf_counter() - start
+    return {
+        "one_by_one": {"tasks": tasks, "tasks_per_s": round(tasks / one)},
+        "batched": {"tasks": many, "batch": batch, "tasks_per_s": round(many / together)},
+    }
+
+
 def bare_schedule(workdir: Path, *, tasks: int, batch: int) -> dict[str, Any]:
     """Plain sqlite3 inserting a task row and its ``created`` event: one transaction each,
     then ``batch`` per transaction. The table is the bare drain loop's (``store_bench``)."""
@@ -148,26 +173,9 @@ def bare_schedule(workdir: Path, *, tasks: int, batch: int) -> dict[str, Any]:
                 "INSERT INTO ev (q_id, kind, at) VALUES (?, 'created', ?)", (row[0], time.time())
             )
 
-        start = time.perf_counter()
-        for i in range(tasks):
-            conn.execute("BEGIN IMMEDIATE")
-            insert(i)
-            conn.execute("COMMIT")
-        one = time.perf_counter() - start
-        many = tasks * 10
-        start = time.perf_counter()
-        for lo in range(0, many, batch):
-            conn.execute("BEGIN IMMEDIATE")
-            for i in range(lo, min(many, lo + batch)):
-                insert(i)
-            conn.execute("COMMIT")
-        together = time.perf_counter() - start
+        return _timed_inserts(conn, insert, tasks, batch)
     finally:
         conn.close()
-    return {
-        "one_by_one": {"tasks": tasks, "tasks_per_s": round(tasks / one)},
-        "batched": {"tasks": many, "batch": batch, "tasks_per_s": round(many / together)},
-    }
 
 
 def schema_floor_schedule(workdir: Path, *, tasks: int, batch: int) -> dict[str, Any]:
@@ -205,26 +213,9 @@ def schema_floor_schedule(workdir: Path, *, tasks: int, batch: int) -> dict[str,
                 (task_id, i, detail),
             )
 
-        start = time.perf_counter()
-        for i in range(tasks):
-            conn.execute("BEGIN IMMEDIATE")
-            insert(i)
-            conn.execute("COMMIT")
-        one = time.perf_counter() - start
-        many = tasks * 10
-        start = time.perf_counter()
-        for lo in range(0, many, batch):
-            conn.execute("BEGIN IMMEDIATE")
-            for i in range(lo, min(many, lo + batch)):
-                insert(tasks + i)
-            conn.execute("COMMIT")
-        together = time.perf_counter() - start
+        return _timed_inserts(conn, insert, tasks, batch)
     finally:
         conn.close()
-    return {
-        "one_by_one": {"tasks": tasks, "tasks_per_s": round(tasks / one)},
-        "batched": {"tasks": many, "batch": batch, "tasks_per_s": round(many / together)},
-    }
 
 
 # -- PostgreSQL: our store in N processes --------------------------------------------------

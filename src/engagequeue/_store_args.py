@@ -357,11 +357,6 @@ def default_clock() -> datetime:
     return utcnow()
 
 
-def to_micros_delta(delta: timedelta) -> int:
-    """Return a ``timedelta`` in whole microseconds."""
-    return delta // timedelta(microseconds=1)
-
-
 def check_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate the extra detail of a ``created`` event: see ``_detail.check_detail_value``."""
     if detail is None:

@@ -15,6 +15,7 @@ asynchronous one, so an operation cannot drift between them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import (
     Awaitable,
     Callable,
@@ -47,7 +48,15 @@ from ._store_args import (
     prepare_task,
     sending_bound,
 )
-from ._store_ops import Event, conditional_where, log_events, message_detail, refusal
+from ._store_ops import (
+    Event,
+    conditional_where,
+    fail_detail,
+    log_event,
+    log_events,
+    message_detail,
+    refusal,
+)
 from ._times import isoformat, parse_instant
 from ._wakeup import WakeupMixin
 
@@ -66,6 +75,7 @@ __all__ = [
     "change_flow",
     "drive",
     "drive_async",
+    "render",
     "update_flow",
 ]
 
@@ -147,6 +157,18 @@ async def drive_async(
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
         sent = await perform(current)
+
+
+@functools.lru_cache(maxsize=512)
+def render(sql: str, names: tuple[tuple[str, str], ...]) -> str:
+    """A flow's engine-neutral SQL in an engine's terms.
+
+    Each ``(name, value)`` of ``names`` is replaced in order (``%t`` before ``%s``). Flows
+    use a small fixed set of statements, so the result is cached.
+    """
+    for name, value in names:
+        sql = sql.replace(name, value)
+    return sql
 
 
 # -- what a conditional change touches -------------------------------------------------------
@@ -308,15 +330,6 @@ _EXPIRE: Final = (
     "last_error = 'expired: lease of worker ' || coalesce(worker_id, '?') || ' ended', "
     f"{_FREE}"
 )
-
-
-def _fail_detail(reason: str) -> Callable[[Task, Task | None], Mapping[str, Any]]:
-    def detail(task: Task, _before: Task | None) -> Mapping[str, Any]:
-        if task.status is TaskStatus.PENDING:
-            return {"error": reason, "retry_at": isoformat(task.scheduled_at)}
-        return {"error": reason}
-
-    return detail
 
 
 def _expire_detail(task: Task, _before: Task | None) -> Mapping[str, Any]:
@@ -481,7 +494,8 @@ class StoreBase(WakeupMixin):
         if not prepared:
             return []
         tasks = await self._insert(prepared, {}, single=False)
-        log_events(Event(t, "created", {}) for t in tasks)
+        for t in tasks:
+            log_event("created", t.id, t.session_id, t.group_id, "pending", {})
         self._wake()
         return tasks
 
@@ -615,7 +629,7 @@ class StoreBase(WakeupMixin):
             OneTask(task_id, worker_id=worker),
             _FAIL,
             (retry, retry, retry, reason),
-            _fail_detail(reason),
+            lambda task, _before: fail_detail(task, reason),
         )
         events, _ = await self._run_change(change, notify=False)
         log_events(events)

@@ -120,11 +120,11 @@ def message_detail(message_id: str | None) -> dict[str, Any]:
     return {} if message_id is None else {"message_id": message_id}
 
 
-def fail_event(task: Task, reason: str) -> tuple[str, dict[str, Any]]:
-    """The event kind and detail that record a ``fail``: ``retried`` or ``failed``."""
+def fail_detail(task: Task, reason: str) -> dict[str, Any]:
+    """The detail of the event that records a ``fail``: with ``retry_at`` when it retries."""
     if task.status is TaskStatus.PENDING:
-        return "retried", {"error": reason, "retry_at": isoformat(task.scheduled_at)}
-    return "failed", {"error": reason}
+        return {"error": reason, "retry_at": isoformat(task.scheduled_at)}
+    return {"error": reason}
 
 
 class Event:

@@ -61,8 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresTaskStore"]
 
 _T = TypeVar("_T")
-_RENDERED_MAX: Final = 256
-"""The most flow statements a store keeps rendered (their number is small and fixed)."""
 
 logger: Final = logging.getLogger("engagequeue.postgres")
 
@@ -305,7 +303,8 @@ class PostgresTaskStore(base.StoreBase, PostgresRecurringMixin):
         self._completes: list[_Complete] = []
         self._completer: asyncio.Task[None] | None = None
         s = self._s
-        self._names = (
+        self._names = (  # how a flow's neutral SQL (see _store_base) reads here
+            ("%t", "%s::timestamptz"),
             ("{tasks}", f"{s}.tasks"),
             ("{sessions}", f"{s}.sessions"),
             ("{columns}", _store_rows.TASK_COLUMNS),
@@ -313,7 +312,6 @@ class PostgresTaskStore(base.StoreBase, PostgresRecurringMixin):
             ("{lock}", " FOR UPDATE"),
             ("{in_flight}", f"{s}.tasks"),
         )
-        self._rendered: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -676,24 +674,13 @@ class PostgresTaskStore(base.StoreBase, PostgresRecurringMixin):
             case base.FollowUp(tasks=tasks, at=at, reason=reason):
                 return await self._advance_recurrences(conn, list(tasks), at, reason)
             case base.Count(sql=sql, params=params):
-                return (await conn.execute(self._render(sql), params)).rowcount
+                return (await conn.execute(base.render(sql, self._names), params)).rowcount
             case base.Tasks(sql=sql, params=params):
-                cursor = await conn.execute(self._render(sql), params)
+                cursor = await conn.execute(base.render(sql, self._names), params)
                 return [_row_to_task(r) for r in await cursor.fetchall()]
             case _:
-                cursor = await conn.execute(self._render(step.sql), step.params)
+                cursor = await conn.execute(base.render(step.sql, self._names), step.params)
                 return await cursor.fetchall()
-
-    def _render(self, sql: str) -> str:
-        """A flow's engine-neutral SQL (see ``_store_base``) in this schema's terms."""
-        rendered = self._rendered.get(sql)
-        if rendered is None:
-            rendered = sql.replace("%t", "%s::timestamptz")
-            for name, value in self._names:
-                rendered = rendered.replace(name, value)
-            if len(self._rendered) < _RENDERED_MAX:
-                self._rendered[sql] = rendered
-        return rendered
 
     async def _run_change(self, change: base.Change, *, notify: bool) -> tuple[list[Event], bool]:
         async def run(conn: Connection) -> tuple[list[Event], bool]:

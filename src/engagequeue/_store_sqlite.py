@@ -52,6 +52,7 @@ from ._store_base import (
     Tasks,
     change_flow,
     drive,
+    render,
     update_flow,
 )
 from ._store_ops import Event, message_detail, sending_detail
@@ -303,14 +304,7 @@ _NAMES: Final = (
     ("%t", "?"),
     ("%s", "?"),
 )
-
-
-@functools.lru_cache(maxsize=256)
-def _render(sql: str) -> str:
-    """A flow's engine-neutral SQL (see ``_store_base``) in SQLite's terms."""
-    for name, value in _NAMES:
-        sql = sql.replace(name, value)
-    return sql
+"""How a flow's engine-neutral SQL (see ``_store_base``) reads in SQLite's terms."""
 
 
 def _dumps(detail: Mapping[str, Any]) -> str:
@@ -1083,7 +1077,7 @@ class SQLiteTaskStore(StoreBase, SQLiteRecurringMixin):
         if isinstance(step, FollowUp):
             return self._follow_up(conn, list(step.tasks), step.at, step.reason)
         values = [to_micros(v) if isinstance(v, datetime) else v for v in step.params]
-        cursor = conn.execute(_render(step.sql), values)
+        cursor = conn.execute(render(step.sql, _NAMES), values)
         if isinstance(step, Count):
             return cursor.rowcount
         rows = cursor.fetchall()
